@@ -1,0 +1,1 @@
+//! NVIDIA GPU energy for EA2P through NVML.

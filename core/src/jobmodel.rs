@@ -1,0 +1,1 @@
+//! Job performance model (being written).
