@@ -32,3 +32,8 @@ pub mod metrics;
 pub mod policy;
 pub mod source;
 pub mod units;
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
