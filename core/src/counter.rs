@@ -113,6 +113,9 @@ pub enum CounterEvent {
     Rejected,
     /// The reading's timestamp is not after the previous one: ignored entirely.
     OutOfOrder,
+    /// The raw value is above the counter's declared largest value, so either the reading or the
+    /// declared wrap point is wrong: ignored entirely.
+    OutOfRange,
 }
 
 /// The outcome of [`EnergyCounter::update`].
@@ -144,6 +147,8 @@ pub struct CounterStats {
     pub ambiguous: u64,
     /// Readings ignored because their time was not after the previous reading.
     pub out_of_order: u64,
+    /// Readings ignored because their value was above the declared largest value.
+    pub out_of_range: u64,
     /// True when a backwards step was seen on a counter whose wrap point is unknown.
     pub backwards_without_max: bool,
 }
@@ -171,6 +176,7 @@ impl EnergyCounter {
                 rejected: 0,
                 ambiguous: 0,
                 out_of_order: 0,
+                out_of_range: 0,
                 backwards_without_max: false,
             },
         }
@@ -183,6 +189,10 @@ impl EnergyCounter {
 
     /// Feeds the raw value `raw` read at time `now`.
     pub fn update(&mut self, now: Nanos, raw: u64) -> CounterUpdate {
+        if matches!(self.spec.max_ticks, Some(max) if raw > max) {
+            self.stats.out_of_range += 1;
+            return outcome(CounterEvent::OutOfRange, 0, 0, false);
+        }
         let Some((t_prev, prev)) = self.last else {
             self.last = Some((now, raw));
             return outcome(CounterEvent::Baseline, 0, 0, false);
@@ -359,6 +369,18 @@ mod tests {
         assert_eq!(c.total_ticks(), 0);
         assert_eq!(c.update(20 * MS, 5_000).added_ticks, 1_999);
         assert_eq!(c.stats().rejected, 1);
+    }
+
+    #[test]
+    fn values_above_the_declared_max_are_ignored() {
+        // Found by the counter_integration fuzz target: a value above max underflowed the wrap.
+        let spec = CounterSpec::new(1e-6).with_max_ticks(1_000);
+        let mut c = EnergyCounter::new(spec);
+        assert_eq!(c.update(1, 5_000).event, CounterEvent::OutOfRange);
+        assert_eq!(c.update(2, 10).event, CounterEvent::Baseline);
+        assert_eq!(c.update(3, 2_000).event, CounterEvent::OutOfRange);
+        assert_eq!(c.update(4, 5).added_ticks, 996);
+        assert_eq!(c.stats().out_of_range, 2);
     }
 
     #[test]

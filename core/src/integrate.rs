@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::units::{secs, Nanos};
 
+/// The largest power a track accepts, in watts (a terawatt: above any machine or cluster, and low
+/// enough that energies and their interpolation stay far from f64 overflow).
+pub const MAX_POWER_W: f64 = 1e12;
+
 /// How energy behaves inside one segment of a series, which decides how a window edge that falls
 /// inside the segment is interpolated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +51,7 @@ pub struct EnergyPoint {
 pub enum PushError {
     /// The timestamp is not after the previous point's.
     NotAfterPrevious,
-    /// The value is NaN, infinite or negative.
+    /// The value is NaN, infinite or negative, or implies a power above [`MAX_POWER_W`].
     InvalidValue,
     /// A cumulative energy went down (feed counter totals, which never decrease).
     EnergyDecreased,
@@ -102,7 +106,7 @@ impl EnergyTrack {
         if self.kind != SeriesKind::PowerSamples {
             return Err(PushError::WrongKind);
         }
-        if !watts.is_finite() || watts < 0.0 {
+        if !(0.0..=MAX_POWER_W).contains(&watts) {
             return Err(PushError::InvalidValue);
         }
         let energy_j = match self.last {
@@ -110,6 +114,9 @@ impl EnergyTrack {
             Some(prev) if t <= prev.t => return Err(PushError::NotAfterPrevious),
             Some(prev) => prev.energy_j + trapezoid_j(prev.power_w, watts, t - prev.t),
         };
+        if !energy_j.is_finite() {
+            return Err(PushError::InvalidValue);
+        }
         Ok(self.accept(t, energy_j, watts))
     }
 
@@ -134,6 +141,9 @@ impl EnergyTrack {
             return Err(PushError::EnergyDecreased);
         }
         let watts = (energy_j - prev.energy_j) / secs(t - prev.t);
+        if !(0.0..=MAX_POWER_W).contains(&watts) {
+            return Err(PushError::InvalidValue);
+        }
         Ok(self.accept(t, energy_j, watts))
     }
 
@@ -375,6 +385,17 @@ mod tests {
         assert_eq!(tr.push_power(2 * S, f64::NAN), Err(PushError::InvalidValue));
         assert_eq!(tr.push_power(2 * S, -1.0), Err(PushError::InvalidValue));
         assert_eq!(tr, before);
+    }
+
+    #[test]
+    fn absurd_power_is_refused() {
+        // Found by the counter_integration fuzz target: 1e306 W overflowed the interpolation.
+        let mut tr = EnergyTrack::new(SeriesKind::PowerSamples, 0);
+        assert_eq!(tr.push_power(0, 1.4e306), Err(PushError::InvalidValue));
+        assert!(tr.push_power(0, MAX_POWER_W).is_ok());
+        let mut ct = EnergyTrack::new(SeriesKind::Counter, 0);
+        ct.push_energy(0, 0.0).unwrap();
+        assert_eq!(ct.push_energy(1, 1e300), Err(PushError::InvalidValue));
     }
 
     #[test]
