@@ -1,0 +1,1 @@
+//! Public GPU-cluster trace formats for EAS-Sim (being written).
