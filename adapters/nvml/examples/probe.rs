@@ -28,6 +28,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
     let with_load = args.iter().any(|a| a == "--load");
+    let transition = args.iter().any(|a| a == "--transition");
 
     let mut gpus = match discover(&Selection::from_env()) {
         Ok(g) => g,
@@ -48,6 +49,12 @@ fn main() {
     }
     let backend: Arc<NvmlBackend> = Arc::clone(gpus.backend());
     let gpu = gpus.sources[0].gpu_index();
+
+    if transition {
+        call_costs(&backend, gpu);
+        load_transition(&backend, gpu);
+        return;
+    }
 
     println!("\n== update rate at idle (poll every 1 ms for 2 s) ==");
     update_rate(&backend, gpu, Duration::from_secs(2));
@@ -173,6 +180,71 @@ fn main() {
             Ok(Err(e)) => println!("load: failed: {e}"),
             Err(_) => println!("load: thread panicked"),
         }
+    }
+}
+
+/// Mean wall time of each NVML query used per read.
+fn call_costs(backend: &NvmlBackend, gpu: u32) {
+    const N: u32 = 200;
+    let time = |f: &dyn Fn()| {
+        let t = Instant::now();
+        for _ in 0..N {
+            f();
+        }
+        t.elapsed().as_secs_f64() * 1e6 / f64::from(N)
+    };
+    println!("== cost per call, mean of {N} ==");
+    println!(
+        "device_count: {:.1} us",
+        time(&|| drop(backend.device_count()))
+    );
+    println!(
+        "total_energy_mj (lookup + query): {:.1} us",
+        time(&|| drop(backend.total_energy_mj(gpu)))
+    );
+    println!(
+        "power_mw (lookup + query): {:.1} us",
+        time(&|| drop(backend.power_mw(gpu)))
+    );
+}
+
+/// Samples every 100 ms for 5 s; a CUDA load runs from 1 s to 3 s. Prints the counter's power
+/// over each interval next to NVML's power reading, to show the reading's averaging lag.
+fn load_transition(backend: &NvmlBackend, gpu: u32) {
+    println!("\n== load from t=1 s to t=3 s: counter-derived W per 100 ms vs NVML power ==");
+    let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let mut next = t0;
+    let mut prev: Option<(f64, u64)> = None;
+    let mut load = None;
+    while t0.elapsed().as_secs_f64() < 5.0 {
+        let t = t0.elapsed().as_secs_f64();
+        if load.is_none() && t >= 1.0 {
+            let stop = Arc::clone(&stop);
+            load = Some(std::thread::spawn(move || cuda_load(&stop)));
+        }
+        if t >= 3.0 {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let e = backend.total_energy_mj(gpu);
+        let p = backend.power_mw(gpu);
+        if let (Ok(e), Ok(p)) = (e, p) {
+            let counter_w = prev.map(|(tp, ep)| (e - ep) as f64 / 1e3 / (t - tp));
+            println!(
+                "t={t:6.3}s counter-derived {:>7} W  nvml power {:7.1} W",
+                counter_w.map_or("-".to_owned(), |w| format!("{w:.1}")),
+                f64::from(p) / 1e3
+            );
+            prev = Some((t, e));
+        }
+        next += Duration::from_millis(100);
+        if let Some(d) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    if let Some(h) = load {
+        println!("load: {:?}", h.join().map_err(|_| "panicked"));
     }
 }
 

@@ -44,7 +44,9 @@ pub const JOULES_PER_MJ_TICK: f64 = 1e-3;
 
 /// How often NVML's energy counter and power reading change. Declared to core as the update
 /// period, which widens its impossible-delta bound by this much, so it must not be shorter than
-/// the real period. Measured on an H100 (driver 550+): see the crate README.
+/// the real period. Measured on an H100 80GB HBM3, driver 580.159.04: both change every 100 ms
+/// (median 100.0 ms, range 99.5-100.5 ms; see the crate README). Reading faster gains nothing, and
+/// `nvmlDeviceGetTotalEnergyConsumption` itself took about 4 ms per call there.
 pub const UPDATE_PERIOD_NS: Nanos = 100 * NANOS_PER_MS;
 
 /// Factor applied to the board's power limit to get the most it can draw over a sampling
@@ -64,7 +66,8 @@ pub struct PowerAveraging {
 /// The averaging behind `nvmlDeviceGetPowerUsage`, per NVIDIA's NVML reference: on Ampere
 /// (except GA100) and later it is the average over the last second; on GA100 (A100, A30, A800)
 /// and all older generations it is instantaneous. Unknown architectures are taken to be newer
-/// than Blackwell, hence averaged.
+/// than Blackwell, hence averaged. Checked on an H100: after a step from 81 W to 372 W the
+/// reading ramps linearly for 1.1 s while the energy counter steps within 100-200 ms.
 pub fn power_averaging(architecture: Architecture, name: &str) -> PowerAveraging {
     const AVERAGED: PowerAveraging = PowerAveraging {
         averaging_ns: NANOS_PER_SEC,
@@ -450,3 +453,8 @@ mod tests {
         assert!(e.to_string().contains("nvmlInit_v2"));
     }
 }
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
