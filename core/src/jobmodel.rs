@@ -1,1 +1,498 @@
-//! Job performance model (being written).
+//! The performance and power model of a data-parallel training job, shared by the simulator and
+//! the policies so that both reason about exactly the same numbers.
+//!
+//! A job trains a model on `k` GPUs of one type with a total batch `b` (`b / k` samples per GPU).
+//!
+//! - **Step time** follows Pollux (Qiao et al., OSDI'21, `petuum/adaptdl`):
+//!   `T_step = (Tc^g + Tn^g)^(1/g)` with compute `Tc = alpha_c + beta_c * (b / k)` and
+//!   synchronisation `Tn = alpha_n + beta_n * (k - 1)` (`Tn = 0` on one GPU); `g >= 1` says how
+//!   much communication overlaps computation (1: none, large: full overlap).
+//! - **Throughput** is `b / T_step` samples per second.
+//! - **Statistical efficiency** is Pollux's `E(b) = (phi + b0) / (phi + b)` for a gradient noise
+//!   scale `phi` and the reference batch `b0` at which `E = 1`: larger batches need more samples
+//!   for the same progress.
+//! - **Goodput** is throughput x statistical efficiency: progress in reference samples per second.
+//!   A job's amount of work is measured in reference samples.
+//! - **Power per GPU** lies between the GPU's allocated-idle power and the model's busy power:
+//!   `P = P_alloc + (P_busy' - P_alloc) * Tc / T_step`, where `P_busy'` is the busy power under
+//!   the GPU's power limit. A power limit `L` below the busy power draws
+//!   `CAPPED_POWER_RATIO * L` and stretches compute time by
+//!   `1 + LIMIT_SLOWDOWN_SLOPE * (P_busy / L - 1)` (fitted to Zeus' measurements, see the
+//!   constants).
+
+use serde::{Deserialize, Serialize};
+
+/// Most GPU types a cluster may have: per-type tables stay fixed-size arrays, so no allocator is
+/// needed anywhere in the model or the policies.
+pub const MAX_GPU_TYPES: usize = 4;
+
+/// Average power drawn under a binding power limit, as a fraction of the limit.
+///
+/// From Zeus' NSDI'23 artifact (`ml-energy/zeus`, `summary_power_v100.csv`, ResNet-50, batch 256,
+/// V100): at a 175 W limit an epoch took 3852 s for 641 kJ (166 W, 0.95 of the limit); at 150 W,
+/// 4149 s for 600 kJ (145 W, 0.965). We use the mean, 0.96.
+pub const CAPPED_POWER_RATIO: f64 = 0.96;
+
+/// Slope of the compute slow-down against `busy power / limit - 1`.
+///
+/// Same Zeus measurements: unlimited (250 W limit) the job drew 774 kJ / 3515 s = 220 W. At 175 W,
+/// time x1.096 for `220/175 - 1 = 0.257` (slope 0.37); at 150 W, x1.180 for `0.467` (slope 0.39).
+/// We use 0.38. The fit is only trusted over the measured range, limits down to about 0.68 of
+/// the busy power ([`MIN_LIMIT_FRACTION_OF_BUSY`]).
+pub const LIMIT_SLOWDOWN_SLOPE: f64 = 0.38;
+
+/// Lowest power limit, as a fraction of the busy power, that the slow-down fit covers (Zeus'
+/// 150 W point against 220 W busy = 0.68); policies should not choose limits below it.
+pub const MIN_LIMIT_FRACTION_OF_BUSY: f64 = 0.68;
+
+/// Power figures of one GPU type.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GpuSpec {
+    /// Power of an unallocated, idle GPU, in watts.
+    pub idle_w: f64,
+    /// Power of a GPU that a job holds while it computes nothing (restart, checkpoint, waiting on
+    /// peers), in watts; well above `idle_w` because memory is allocated and clocks are up.
+    pub allocated_idle_w: f64,
+    /// Maximum board power (TDP, the default power limit), in watts.
+    pub max_w: f64,
+    /// Lowest power limit the board accepts, in watts.
+    pub min_limit_w: f64,
+}
+
+/// Pollux's step-time parameters of one model on one GPU type.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepTime {
+    /// Fixed compute time per step, in seconds.
+    pub alpha_c: f64,
+    /// Compute time per sample on one GPU, in seconds.
+    pub beta_c: f64,
+    /// Fixed synchronisation time per step when `k > 1`, in seconds.
+    pub alpha_n: f64,
+    /// Extra synchronisation time per additional replica, in seconds.
+    pub beta_n: f64,
+    /// Overlap exponent `g >= 1` of compute and synchronisation.
+    pub gamma: f64,
+}
+
+impl StepTime {
+    /// Fits the parameters to two published figures: throughput on one GPU and on `k_many` GPUs,
+    /// both at `batch_per_gpu` samples per GPU.
+    ///
+    /// `fixed_fraction` is the share of the one-GPU step that does not grow with the batch
+    /// (`alpha_c / Tc`), `sync_fixed_fraction` the share of the `k_many`-GPU synchronisation time
+    /// that does not grow with the replica count (`alpha_n / Tn`). Returns `None` when the figures
+    /// are inconsistent (the many-GPU run faster than linear scaling, non-positive values).
+    pub fn fit(
+        one_gpu_samples_per_s: f64,
+        many_gpu_samples_per_s: f64,
+        k_many: u32,
+        batch_per_gpu: f64,
+        fixed_fraction: f64,
+        sync_fixed_fraction: f64,
+        gamma: f64,
+    ) -> Option<Self> {
+        let valid = one_gpu_samples_per_s > 0.0
+            && many_gpu_samples_per_s > 0.0
+            && batch_per_gpu > 0.0
+            && k_many >= 2
+            && (0.0..1.0).contains(&fixed_fraction)
+            && (0.0..=1.0).contains(&sync_fixed_fraction)
+            && gamma >= 1.0;
+        if !valid {
+            return None;
+        }
+        let tc = batch_per_gpu / one_gpu_samples_per_s;
+        let t_many = batch_per_gpu * k_many as f64 / many_gpu_samples_per_s;
+        if t_many <= tc {
+            return None;
+        }
+        let tn = libm::pow(libm::pow(t_many, gamma) - libm::pow(tc, gamma), 1.0 / gamma);
+        let alpha_c = fixed_fraction * tc;
+        let beta_c = (tc - alpha_c) / batch_per_gpu;
+        let alpha_n = sync_fixed_fraction * tn;
+        let beta_n = (tn - alpha_n) / (k_many - 1) as f64;
+        Some(StepTime {
+            alpha_c,
+            beta_c,
+            alpha_n,
+            beta_n,
+            gamma,
+        })
+    }
+
+    /// Compute time of one step at `batch_per_gpu` samples per GPU, in seconds.
+    #[inline]
+    pub fn compute_s(&self, batch_per_gpu: f64) -> f64 {
+        self.alpha_c + self.beta_c * batch_per_gpu
+    }
+
+    /// Synchronisation time of one step on `k` GPUs, in seconds (zero on one GPU).
+    #[inline]
+    pub fn sync_s(&self, k: u32) -> f64 {
+        if k <= 1 {
+            0.0
+        } else {
+            self.alpha_n + self.beta_n * (k - 1) as f64
+        }
+    }
+
+    /// Time of one step: `(Tc^g + Tn^g)^(1/g)`, in seconds.
+    pub fn step_s(&self, k: u32, batch_per_gpu: f64) -> f64 {
+        let tc = self.compute_s(batch_per_gpu);
+        let tn = self.sync_s(k);
+        if tn == 0.0 {
+            tc
+        } else {
+            libm::pow(
+                libm::pow(tc, self.gamma) + libm::pow(tn, self.gamma),
+                1.0 / self.gamma,
+            )
+        }
+    }
+}
+
+/// Performance and power of one model on one GPU type.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PerfParams {
+    /// Step-time model.
+    pub step: StepTime,
+    /// Power per GPU while computing, at the default (maximum) power limit, in watts.
+    pub busy_w: f64,
+    /// Largest batch per GPU that fits in the GPU's memory.
+    pub max_batch_per_gpu: u32,
+}
+
+/// Statistical efficiency of a model (Pollux): how much progress a sample makes at batch `b`
+/// compared with the reference batch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StatEff {
+    /// Reference total batch `b0`, where the efficiency is 1 and work is counted.
+    pub ref_batch: u32,
+    /// Gradient noise scale `phi` (in samples): larger means larger batches lose less.
+    pub noise_scale: f64,
+}
+
+impl StatEff {
+    /// `E(b) = (phi + b0) / (phi + b)`: 1 at the reference batch, below 1 above it.
+    #[inline]
+    pub fn efficiency(&self, batch: f64) -> f64 {
+        (self.noise_scale + self.ref_batch as f64) / (self.noise_scale + batch)
+    }
+}
+
+/// Everything the model knows about one training model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ModelProfile {
+    /// Statistical efficiency.
+    pub stat: StatEff,
+    /// Performance per GPU type (index = GPU type); `None` where the model cannot run.
+    pub perf: [Option<PerfParams>; MAX_GPU_TYPES],
+    /// Most GPUs a job of this model may use (data-parallel scaling stops being useful).
+    pub max_gpus: u32,
+}
+
+/// A job's configuration: where and how it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// GPU type index.
+    pub gpu_type: u8,
+    /// Number of GPUs `k`.
+    pub gpus: u32,
+    /// Total batch `b` across the `k` GPUs.
+    pub batch: u32,
+    /// Power limit per GPU, in watts (the GPU's `max_w` for no limit).
+    pub limit_w: f64,
+}
+
+/// What a configuration yields.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Perf {
+    /// Samples per second.
+    pub throughput: f64,
+    /// Statistical efficiency of the batch.
+    pub efficiency: f64,
+    /// Reference samples per second: throughput x efficiency.
+    pub goodput: f64,
+    /// Power per GPU while the job trains, in watts.
+    pub power_per_gpu_w: f64,
+    /// Share of the step the GPU spends computing.
+    pub compute_fraction: f64,
+}
+
+impl Perf {
+    /// Power of all the job's GPUs, in watts.
+    #[inline]
+    pub fn job_power_w(&self, gpus: u32) -> f64 {
+        self.power_per_gpu_w * gpus as f64
+    }
+
+    /// Energy per reference sample, in joules: what a configuration costs per unit of progress.
+    #[inline]
+    pub fn joules_per_sample(&self, gpus: u32) -> f64 {
+        self.job_power_w(gpus) / self.goodput
+    }
+
+    /// EDP (`E x T`, J·s) of running `work` reference samples in this configuration.
+    #[inline]
+    pub fn edp_for(&self, gpus: u32, work: f64) -> f64 {
+        let t = work / self.goodput;
+        crate::metrics::edp(self.job_power_w(gpus) * t, t)
+    }
+}
+
+/// Why a configuration cannot run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The GPU type index is out of range or the model has no figures for it.
+    UnknownGpuType,
+    /// Zero GPUs, or more than the model may use.
+    BadGpuCount,
+    /// The batch is zero, or more per GPU than fits in memory, or fewer samples than GPUs.
+    BadBatch,
+}
+
+/// Compute slow-down factor (`>= 1`) of a power limit against a model's busy power.
+#[inline]
+pub fn limit_slowdown(busy_w: f64, limit_w: f64) -> f64 {
+    if limit_w >= busy_w || limit_w <= 0.0 {
+        1.0
+    } else {
+        1.0 + LIMIT_SLOWDOWN_SLOPE * (busy_w / limit_w - 1.0)
+    }
+}
+
+/// Busy power per GPU under a power limit, in watts.
+#[inline]
+pub fn limited_busy_w(busy_w: f64, limit_w: f64) -> f64 {
+    if limit_w >= busy_w {
+        busy_w
+    } else {
+        CAPPED_POWER_RATIO * limit_w
+    }
+}
+
+/// Evaluates a configuration: throughput, efficiency, goodput and power.
+pub fn evaluate(
+    model: &ModelProfile,
+    gpu_specs: &[GpuSpec],
+    cfg: &Config,
+) -> Result<Perf, ConfigError> {
+    let ty = cfg.gpu_type as usize;
+    let (spec, perf) = match (gpu_specs.get(ty), model.perf.get(ty).copied().flatten()) {
+        (Some(s), Some(p)) => (s, p),
+        _ => return Err(ConfigError::UnknownGpuType),
+    };
+    if cfg.gpus == 0 || cfg.gpus > model.max_gpus {
+        return Err(ConfigError::BadGpuCount);
+    }
+    if cfg.batch < cfg.gpus || cfg.batch > perf.max_batch_per_gpu.saturating_mul(cfg.gpus) {
+        return Err(ConfigError::BadBatch);
+    }
+    let per_gpu = cfg.batch as f64 / cfg.gpus as f64;
+    let limit = clamp(cfg.limit_w, spec.min_limit_w, spec.max_w);
+    let slow = limit_slowdown(perf.busy_w, limit);
+    let tc = perf.step.compute_s(per_gpu) * slow;
+    let tn = perf.step.sync_s(cfg.gpus);
+    let step = if tn == 0.0 {
+        tc
+    } else {
+        let g = perf.step.gamma;
+        libm::pow(libm::pow(tc, g) + libm::pow(tn, g), 1.0 / g)
+    };
+    let throughput = cfg.batch as f64 / step;
+    let efficiency = model.stat.efficiency(cfg.batch as f64);
+    let compute_fraction = tc / step;
+    let busy = limited_busy_w(perf.busy_w, limit);
+    let p = spec.allocated_idle_w + (busy - spec.allocated_idle_w) * compute_fraction;
+    Ok(Perf {
+        throughput,
+        efficiency,
+        goodput: throughput * efficiency,
+        power_per_gpu_w: clamp(p, spec.idle_w, spec.max_w),
+        compute_fraction,
+    })
+}
+
+/// Samples per second of `model` on `k` GPUs of type `gpu_type` at total batch `batch`, no
+/// power limit; `None` when the configuration is not allowed.
+pub fn throughput(
+    model: &ModelProfile,
+    gpu_specs: &[GpuSpec],
+    gpu_type: u8,
+    k: u32,
+    batch: u32,
+) -> Option<f64> {
+    let max_w = gpu_specs.get(gpu_type as usize)?.max_w;
+    let cfg = Config {
+        gpu_type,
+        gpus: k,
+        batch,
+        limit_w: max_w,
+    };
+    evaluate(model, gpu_specs, &cfg).ok().map(|p| p.throughput)
+}
+
+/// Goodput (reference samples per second) of a configuration; `None` when it is not allowed.
+pub fn goodput(model: &ModelProfile, gpu_specs: &[GpuSpec], cfg: &Config) -> Option<f64> {
+    evaluate(model, gpu_specs, cfg).ok().map(|p| p.goodput)
+}
+
+/// Power per GPU (W) of a configuration; `None` when it is not allowed.
+pub fn power_per_gpu_w(model: &ModelProfile, gpu_specs: &[GpuSpec], cfg: &Config) -> Option<f64> {
+    evaluate(model, gpu_specs, cfg)
+        .ok()
+        .map(|p| p.power_per_gpu_w)
+}
+
+/// Scaling efficiency on `k` GPUs: throughput on `k` over `k` times throughput on one, at the
+/// same batch per GPU. 1 is linear scaling.
+pub fn scaling_efficiency(perf: &PerfParams, k: u32, batch_per_gpu: f64) -> f64 {
+    if k == 0 {
+        return 0.0;
+    }
+    perf.step.step_s(1, batch_per_gpu) / perf.step.step_s(k, batch_per_gpu)
+}
+
+#[inline]
+fn clamp(x: f64, lo: f64, hi: f64) -> f64 {
+    if x < lo {
+        lo
+    } else if x > hi {
+        hi
+    } else {
+        x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a100() -> GpuSpec {
+        GpuSpec {
+            idle_w: 55.0,
+            allocated_idle_w: 100.0,
+            max_w: 400.0,
+            min_limit_w: 100.0,
+        }
+    }
+
+    fn model() -> ModelProfile {
+        let step = StepTime::fit(1066.0, 7397.0, 8, 256.0, 0.1, 0.8, 2.0).unwrap();
+        let perf = PerfParams {
+            step,
+            busy_w: 352.0,
+            max_batch_per_gpu: 512,
+        };
+        ModelProfile {
+            stat: StatEff {
+                ref_batch: 256,
+                noise_scale: 4096.0,
+            },
+            perf: [Some(perf), None, None, None],
+            max_gpus: 16,
+        }
+    }
+
+    #[test]
+    fn fit_reproduces_the_published_figures() {
+        let m = model();
+        let g = [a100()];
+        let one = throughput(&m, &g, 0, 1, 256).unwrap();
+        let eight = throughput(&m, &g, 0, 8, 8 * 256).unwrap();
+        assert!((one - 1066.0).abs() < 1e-6, "{one}");
+        assert!((eight - 7397.0).abs() < 1e-6, "{eight}");
+    }
+
+    #[test]
+    fn goodput_falls_behind_throughput_above_reference_batch() {
+        let m = model();
+        let g = [a100()];
+        let cfg = Config {
+            gpu_type: 0,
+            gpus: 1,
+            batch: 512,
+            limit_w: 400.0,
+        };
+        let p = evaluate(&m, &g, &cfg).unwrap();
+        assert!(p.efficiency < 1.0);
+        assert!(p.goodput < p.throughput);
+        let r = evaluate(&m, &g, &Config { batch: 256, ..cfg }).unwrap();
+        assert_eq!(r.efficiency, 1.0);
+    }
+
+    #[test]
+    fn power_lies_between_allocated_idle_and_busy_and_limit_slows() {
+        let m = model();
+        let g = [a100()];
+        let full = Config {
+            gpu_type: 0,
+            gpus: 8,
+            batch: 2048,
+            limit_w: 400.0,
+        };
+        let p = evaluate(&m, &g, &full).unwrap();
+        assert!(p.power_per_gpu_w > 100.0 && p.power_per_gpu_w < 352.0);
+        let capped = evaluate(
+            &m,
+            &g,
+            &Config {
+                limit_w: 250.0,
+                ..full
+            },
+        )
+        .unwrap();
+        assert!(capped.power_per_gpu_w < p.power_per_gpu_w);
+        assert!(capped.goodput < p.goodput);
+        // Energy per sample goes down under the cap (the Zeus effect).
+        assert!(capped.joules_per_sample(8) < p.joules_per_sample(8));
+    }
+
+    #[test]
+    fn rejects_impossible_configurations() {
+        let m = model();
+        let g = [a100()];
+        let base = Config {
+            gpu_type: 0,
+            gpus: 1,
+            batch: 256,
+            limit_w: 400.0,
+        };
+        assert_eq!(
+            evaluate(
+                &m,
+                &g,
+                &Config {
+                    gpu_type: 1,
+                    ..base
+                }
+            ),
+            Err(ConfigError::UnknownGpuType)
+        );
+        assert_eq!(
+            evaluate(&m, &g, &Config { gpus: 0, ..base }),
+            Err(ConfigError::BadGpuCount)
+        );
+        assert_eq!(
+            evaluate(
+                &m,
+                &g,
+                &Config {
+                    batch: 4096,
+                    ..base
+                }
+            ),
+            Err(ConfigError::BadBatch)
+        );
+        assert!(StepTime::fit(1000.0, 9000.0, 8, 256.0, 0.1, 0.5, 1.0).is_none());
+    }
+
+    #[test]
+    fn scaling_efficiency_is_below_one_on_many_gpus() {
+        let m = model();
+        let p = m.perf[0].unwrap();
+        let e8 = scaling_efficiency(&p, 8, 256.0);
+        assert!((e8 - 7397.0 / 8.0 / 1066.0).abs() < 1e-9);
+        assert_eq!(scaling_efficiency(&p, 1, 256.0), 1.0);
+    }
+}

@@ -1,1 +1,701 @@
-//! Scheduling policies (being written).
+//! The eight scheduling policies of DESIGN §6, as pure functions.
+//!
+//! A policy reads a [`ClusterView`] (time, GPU types, free GPUs, power cap, models) and a slice of
+//! [`JobView`]s (pending and running jobs), and writes [`Decision`]s (start, resize, preempt) into a
+//! caller-provided [`Decisions`] buffer. It allocates nothing: it sorts job indices in a scratch
+//! slice of `u32` the caller provides (at least `jobs.len()` long), so a round costs
+//! `O(n log n)` in the number of jobs `n`, never `O(n^2)`.
+//!
+//! Malleable jobs get a configuration (GPU type, GPU count `k`, batch `b`, power limit) chosen by
+//! the policy; rigid jobs keep the type, count and batch they asked for.
+//!
+//! Decisions are applied by the caller in order: a policy that preempts to make room writes the
+//! `Preempt`s before the `Start` that uses the freed GPUs.
+
+use crate::jobmodel::{evaluate, Config, GpuSpec, ModelProfile, Perf, MAX_GPU_TYPES};
+use crate::units::{secs, Nanos};
+
+pub mod aurachronos;
+pub mod charon;
+pub mod chronos;
+pub mod fifo;
+pub mod hades;
+pub mod pollux;
+pub mod themis;
+pub mod zeus;
+
+/// Most models a cluster view may list: per-model tables stay fixed-size arrays.
+pub const MAX_MODELS: usize = 32;
+
+/// The eight policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PolicyKind {
+    /// First come, first served, strictly in arrival order.
+    Fifo,
+    /// Shortest job first with ageing; malleable jobs take the configuration of best goodput.
+    Pollux,
+    /// Users who consumed fewer GPU-seconds first.
+    Themis,
+    /// Urgent jobs by slack, then best-effort jobs in arrival order.
+    Chronos,
+    /// Pollux's order; configurations that minimise EDP.
+    Zeus,
+    /// EDP scaled by the user's past energy; minimum-EDP configurations.
+    Hades,
+    /// Urgent by slack, backfill by EDP, preempts best-effort work for urgent jobs.
+    AuraChronos,
+    /// Places work only while the cluster's power stays under the cap.
+    Charon,
+}
+
+impl PolicyKind {
+    /// Every policy, in the order reports list them.
+    pub const ALL: [PolicyKind; 8] = [
+        PolicyKind::Fifo,
+        PolicyKind::Pollux,
+        PolicyKind::Themis,
+        PolicyKind::Chronos,
+        PolicyKind::Zeus,
+        PolicyKind::Hades,
+        PolicyKind::AuraChronos,
+        PolicyKind::Charon,
+    ];
+
+    /// Lower-case name used on command lines and in result files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PolicyKind::Fifo => "fifo",
+            PolicyKind::Pollux => "pollux",
+            PolicyKind::Themis => "themis",
+            PolicyKind::Chronos => "chronos",
+            PolicyKind::Zeus => "zeus",
+            PolicyKind::Hades => "hades",
+            PolicyKind::AuraChronos => "aurachronos",
+            PolicyKind::Charon => "charon",
+        }
+    }
+
+    /// Parses a name (case-insensitive); `None` for an unknown one.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|p| p.name().eq_ignore_ascii_case(s))
+    }
+}
+
+/// Tunable parameters shared by the policies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PolicyParams {
+    /// Seconds of estimated run time forgiven per second waited (Pollux, Zeus): keeps long jobs
+    /// from starving under shortest-job-first.
+    pub age_factor: f64,
+    /// AuraChronos preempts best-effort work for an urgent job whose slack is below this, in
+    /// seconds.
+    pub urgent_margin_s: f64,
+    /// Power limits that energy-aware policies may choose, as fractions of the model's busy power
+    /// (1.0 = no limit). Kept within the range where the slow-down fit holds
+    /// ([`crate::jobmodel::MIN_LIMIT_FRACTION_OF_BUSY`]).
+    pub limit_fractions: [f64; 4],
+    /// Seconds a reconfiguration costs (checkpoint and restart): a resize must save more than
+    /// twice this to be worth it.
+    pub reconfig_cost_s: f64,
+}
+
+impl Default for PolicyParams {
+    fn default() -> Self {
+        PolicyParams {
+            age_factor: 1.0,
+            urgent_margin_s: 600.0,
+            limit_fractions: [1.0, 0.9, 0.8, 0.7],
+            reconfig_cost_s: 60.0,
+        }
+    }
+}
+
+/// What a policy sees of the cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterView<'a> {
+    /// Current time.
+    pub now: Nanos,
+    /// GPU types (index = type id).
+    pub gpu_specs: &'a [GpuSpec],
+    /// GPUs of each type.
+    pub total: &'a [u32],
+    /// Unallocated GPUs of each type.
+    pub free: &'a [u32],
+    /// Cluster power budget in watts, if any (Charon honours it).
+    pub power_cap_w: Option<f64>,
+    /// Models (index = model id of [`JobView::model`]).
+    pub models: &'a [ModelProfile],
+}
+
+/// What a job asked for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Request {
+    /// GPU type, or `None` for any.
+    pub gpu_type: Option<u8>,
+    /// GPU count.
+    pub gpus: u32,
+    /// Total batch.
+    pub batch: u32,
+}
+
+/// What a policy sees of one job.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JobView {
+    /// Stable job id (tie-breaker of every ordering, so rounds are deterministic).
+    pub id: u64,
+    /// Model index into [`ClusterView::models`].
+    pub model: u16,
+    /// User id.
+    pub user: u32,
+    /// Arrival time.
+    pub arrival: Nanos,
+    /// Work left, in reference samples.
+    pub remaining_work: f64,
+    /// Deadline, if any.
+    pub deadline: Option<Nanos>,
+    /// Urgent (deadline-critical) rather than best-effort.
+    pub urgent: bool,
+    /// Rigid jobs keep their requested type, count and batch.
+    pub rigid: bool,
+    /// What the job asked for.
+    pub request: Request,
+    /// Current configuration if running, `None` if pending.
+    pub running: Option<Config>,
+    /// Reference samples done since the last checkpoint: lost if preempted now.
+    pub work_at_risk: f64,
+    /// GPU-seconds the job's user has consumed so far.
+    pub user_gpu_s: f64,
+    /// Energy the job's user has consumed so far, in joules.
+    pub user_energy_j: f64,
+}
+
+/// One scheduling decision; `job` indexes the `jobs` slice given to the policy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Decision {
+    /// Start a pending job.
+    Start {
+        /// Index of the job.
+        job: u32,
+        /// Configuration to run it in.
+        cfg: Config,
+    },
+    /// Change a running job's configuration (a different type, count or batch needs a
+    /// checkpoint and a restart; a power limit alone does not).
+    Resize {
+        /// Index of the job.
+        job: u32,
+        /// New configuration.
+        cfg: Config,
+    },
+    /// Stop a running job; work since its last checkpoint is lost.
+    Preempt {
+        /// Index of the job.
+        job: u32,
+    },
+}
+
+/// Caller-provided decision buffer: a full buffer hands the decision back instead of panicking.
+#[derive(Debug)]
+pub struct Decisions<'a> {
+    buf: &'a mut [Decision],
+    len: usize,
+}
+
+impl<'a> Decisions<'a> {
+    /// Wraps an empty buffer over `buf`.
+    pub fn new(buf: &'a mut [Decision]) -> Self {
+        Decisions { buf, len: 0 }
+    }
+
+    /// Appends a decision, or hands it back when the buffer is full.
+    pub fn push(&mut self, d: Decision) -> Result<(), Decision> {
+        match self.buf.get_mut(self.len) {
+            Some(slot) => {
+                *slot = d;
+                self.len += 1;
+                Ok(())
+            }
+            None => Err(d),
+        }
+    }
+
+    /// Decisions written so far.
+    pub fn as_slice(&self) -> &[Decision] {
+        &self.buf[..self.len]
+    }
+
+    /// Number of decisions written.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No decision written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// No room for another decision: the caller should apply these and run another round.
+    pub fn is_full(&self) -> bool {
+        self.len == self.buf.len()
+    }
+
+    /// Forgets every decision.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// Why a policy could not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyError {
+    /// The scratch slice is shorter than the job slice.
+    ScratchTooSmall {
+        /// Length needed.
+        needed: usize,
+    },
+    /// More models or GPU types than the fixed tables hold, or a job names an unknown model.
+    TooManyModelsOrTypes,
+    /// A job names a model index not in the view.
+    UnknownModel {
+        /// Job id.
+        job: u64,
+    },
+}
+
+/// Runs one scheduling round of `kind`.
+pub fn schedule(
+    kind: PolicyKind,
+    params: &PolicyParams,
+    cluster: &ClusterView<'_>,
+    jobs: &[JobView],
+    scratch: &mut [u32],
+    out: &mut Decisions<'_>,
+) -> Result<(), PolicyError> {
+    check(cluster, jobs, scratch)?;
+    match kind {
+        PolicyKind::Fifo => fifo::schedule(params, cluster, jobs, scratch, out),
+        PolicyKind::Pollux => pollux::schedule(params, cluster, jobs, scratch, out),
+        PolicyKind::Themis => themis::schedule(params, cluster, jobs, scratch, out),
+        PolicyKind::Chronos => chronos::schedule(params, cluster, jobs, scratch, out),
+        PolicyKind::Zeus => zeus::schedule(params, cluster, jobs, scratch, out),
+        PolicyKind::Hades => hades::schedule(params, cluster, jobs, scratch, out),
+        PolicyKind::AuraChronos => aurachronos::schedule(params, cluster, jobs, scratch, out),
+        PolicyKind::Charon => charon::schedule(params, cluster, jobs, scratch, out),
+    }
+    Ok(())
+}
+
+fn check(cluster: &ClusterView<'_>, jobs: &[JobView], scratch: &[u32]) -> Result<(), PolicyError> {
+    if scratch.len() < jobs.len() {
+        return Err(PolicyError::ScratchTooSmall { needed: jobs.len() });
+    }
+    if cluster.models.len() > MAX_MODELS
+        || cluster.gpu_specs.len() > MAX_GPU_TYPES
+        || cluster.free.len() < cluster.gpu_specs.len()
+    {
+        return Err(PolicyError::TooManyModelsOrTypes);
+    }
+    if let Some(j) = jobs
+        .iter()
+        .find(|j| j.model as usize >= cluster.models.len())
+    {
+        return Err(PolicyError::UnknownModel { job: j.id });
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared pieces: one place for the estimates and the configuration search.
+
+/// Free GPUs per type, updated as a round places jobs.
+pub(crate) type Free = [u32; MAX_GPU_TYPES];
+
+pub(crate) fn free_of(cluster: &ClusterView<'_>) -> Free {
+    let mut f = [0u32; MAX_GPU_TYPES];
+    for (slot, &n) in f
+        .iter_mut()
+        .zip(cluster.free.iter())
+        .take(cluster.gpu_specs.len())
+    {
+        *slot = n;
+    }
+    f
+}
+
+/// Puts pending job indices at the front of `scratch` and running ones at the back
+/// (`scratch[jobs.len() - r..jobs.len()]`); returns `(pending, running)` counts.
+pub(crate) fn split(jobs: &[JobView], scratch: &mut [u32]) -> (usize, usize) {
+    let n = jobs.len();
+    let (mut p, mut r) = (0usize, 0usize);
+    for (i, j) in jobs.iter().enumerate() {
+        if j.running.is_some() {
+            r += 1;
+            scratch[n - r] = i as u32;
+        } else {
+            scratch[p] = i as u32;
+            p += 1;
+        }
+    }
+    (p, r)
+}
+
+/// Per-model figures computed once per round (never per job): what a reference run costs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ModelTable {
+    /// Goodput of the reference batch on one GPU of the fastest type, unlimited.
+    pub ref_goodput: [f64; MAX_MODELS],
+    /// Smallest `k * P / goodput^2` over every configuration: EDP of `W` samples is this x `W^2`.
+    pub min_edp_factor: [f64; MAX_MODELS],
+}
+
+impl ModelTable {
+    pub(crate) fn new(cluster: &ClusterView<'_>, params: &PolicyParams) -> Self {
+        let mut t = ModelTable {
+            ref_goodput: [f64::NAN; MAX_MODELS],
+            min_edp_factor: [f64::INFINITY; MAX_MODELS],
+        };
+        let all = free_of_total(cluster);
+        for (m, model) in cluster.models.iter().enumerate().take(MAX_MODELS) {
+            let mut best = 0.0f64;
+            for ty in 0..cluster.gpu_specs.len() {
+                let cfg = Config {
+                    gpu_type: ty as u8,
+                    gpus: 1,
+                    batch: model.stat.ref_batch,
+                    limit_w: cluster.gpu_specs[ty].max_w,
+                };
+                if let Ok(p) = evaluate(model, cluster.gpu_specs, &cfg) {
+                    best = best.max(p.goodput);
+                }
+            }
+            t.ref_goodput[m] = if best > 0.0 { best } else { f64::NAN };
+            let probe = Probe {
+                model,
+                cluster,
+                params,
+                rigid: None,
+            };
+            if let Some((cfg, p)) = probe.search(&all, u32::MAX, Objective::MinEdp, true, None) {
+                t.min_edp_factor[m] = edp_factor(&cfg, &p);
+            }
+        }
+        t
+    }
+
+    /// Estimated seconds left for a job, at its reference configuration on the fastest type.
+    pub(crate) fn est_remaining_s(&self, job: &JobView) -> f64 {
+        let g = self.ref_goodput[job.model as usize];
+        if g > 0.0 {
+            job.remaining_work / g
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// EDP (J·s) of the job's remaining work at its model's best-EDP configuration.
+    pub(crate) fn min_edp(&self, job: &JobView) -> f64 {
+        self.min_edp_factor[job.model as usize] * job.remaining_work * job.remaining_work
+    }
+}
+
+fn free_of_total(cluster: &ClusterView<'_>) -> Free {
+    let mut f = [0u32; MAX_GPU_TYPES];
+    for (slot, &n) in f
+        .iter_mut()
+        .zip(cluster.total.iter())
+        .take(cluster.gpu_specs.len())
+    {
+        *slot = n;
+    }
+    f
+}
+
+/// `k * P / goodput^2`: the EDP of `W` samples is this times `W^2`.
+#[inline]
+pub(crate) fn edp_factor(cfg: &Config, p: &Perf) -> f64 {
+    p.job_power_w(cfg.gpus) / (p.goodput * p.goodput)
+}
+
+/// What a configuration search optimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Objective {
+    /// The requested count and batch, on the requested type or the fastest one with room.
+    Requested,
+    /// Highest goodput.
+    MaxGoodput,
+    /// Lowest EDP of the remaining work (`k * P / goodput^2`).
+    MinEdp,
+}
+
+pub(crate) struct Probe<'v, 'a> {
+    pub model: &'v ModelProfile,
+    pub cluster: &'v ClusterView<'a>,
+    pub params: &'v PolicyParams,
+    /// `Some` for a rigid job: the request it must keep.
+    pub rigid: Option<Request>,
+}
+
+impl Probe<'_, '_> {
+    pub(crate) fn for_job<'v, 'a>(
+        cluster: &'v ClusterView<'a>,
+        params: &'v PolicyParams,
+        job: &JobView,
+    ) -> Probe<'v, 'a> {
+        Probe {
+            model: &cluster.models[job.model as usize],
+            cluster,
+            params,
+            rigid: if job.rigid { Some(job.request) } else { None },
+        }
+    }
+
+    /// Best configuration that fits in `free` under `objective`, with at most `kmax` GPUs for a
+    /// malleable job; with `limits`, power limits from `params.limit_fractions` are tried; with
+    /// `budget_w`, the configuration's added power (over idle GPUs) must fit in it.
+    pub(crate) fn search(
+        &self,
+        free: &Free,
+        kmax: u32,
+        objective: Objective,
+        limits: bool,
+        budget_w: Option<f64>,
+    ) -> Option<(Config, Perf)> {
+        let specs = self.cluster.gpu_specs;
+        let mut best: Option<(Config, Perf, f64)> = None;
+        let mut consider = |cfg: Config, obj: Objective| {
+            let ty = cfg.gpu_type as usize;
+            if free[ty] < cfg.gpus {
+                return;
+            }
+            let Ok(p) = evaluate(self.model, specs, &cfg) else {
+                return;
+            };
+            if let Some(b) = budget_w {
+                let added = cfg.gpus as f64 * (p.power_per_gpu_w - specs[ty].idle_w);
+                if added > b {
+                    return;
+                }
+            }
+            let score = match obj {
+                Objective::Requested | Objective::MaxGoodput => -p.goodput,
+                Objective::MinEdp => edp_factor(&cfg, &p),
+            };
+            if best.as_ref().is_none_or(|(_, _, s)| score < *s) {
+                best = Some((cfg, p, score));
+            }
+        };
+        let nlimits = if limits {
+            self.params.limit_fractions.len()
+        } else {
+            1
+        };
+        for ty in 0..specs.len() {
+            let Some(perf) = self.model.perf[ty] else {
+                continue;
+            };
+            let spec = &specs[ty];
+            for li in 0..nlimits {
+                let limit_w = if li == 0 && !limits {
+                    spec.max_w
+                } else {
+                    let f = self.params.limit_fractions[li];
+                    if f >= 1.0 {
+                        spec.max_w
+                    } else {
+                        (f * perf.busy_w).clamp(spec.min_limit_w, spec.max_w)
+                    }
+                };
+                if let Some(req) = self.rigid {
+                    if req.gpu_type.is_none_or(|t| t as usize == ty) {
+                        let cfg = Config {
+                            gpu_type: ty as u8,
+                            gpus: req.gpus,
+                            batch: req.batch,
+                            limit_w,
+                        };
+                        consider(cfg, objective);
+                    }
+                    continue;
+                }
+                match objective {
+                    Objective::Requested => {
+                        let req = self.requested();
+                        if req.gpu_type.is_none_or(|t| t as usize == ty) {
+                            let cfg = Config {
+                                gpu_type: ty as u8,
+                                gpus: req.gpus,
+                                batch: req.batch,
+                                limit_w,
+                            };
+                            consider(cfg, objective);
+                        }
+                    }
+                    Objective::MaxGoodput | Objective::MinEdp => {
+                        let kcap = kmax.min(free[ty]).min(self.model.max_gpus);
+                        let b0 = self.model.stat.ref_batch.max(1);
+                        let mut k = 1u32;
+                        while k <= kcap {
+                            for mult in [1u32, 2, 4, 8] {
+                                let batch = b0.saturating_mul(mult);
+                                if batch < k || batch > perf.max_batch_per_gpu.saturating_mul(k) {
+                                    continue;
+                                }
+                                consider(
+                                    Config {
+                                        gpu_type: ty as u8,
+                                        gpus: k,
+                                        batch,
+                                        limit_w,
+                                    },
+                                    objective,
+                                );
+                            }
+                            k = k.saturating_mul(2);
+                        }
+                    }
+                }
+            }
+        }
+        best.map(|(c, p, _)| (c, p))
+    }
+
+    fn requested(&self) -> Request {
+        Request {
+            gpu_type: None,
+            gpus: 1,
+            batch: self.model.stat.ref_batch,
+        }
+    }
+}
+
+/// Largest power of two `<= x` (at least 1).
+#[inline]
+pub(crate) fn pow2_floor(x: u32) -> u32 {
+    if x <= 1 {
+        1
+    } else {
+        1 << (31 - x.leading_zeros())
+    }
+}
+
+/// Pollux's fair share: free GPUs over pending jobs, as a power of two, at least 1. Giving each
+/// waiting job one GPU maximises the sum of speed-ups when the queue is long; spare GPUs go to
+/// the jobs that scale.
+pub(crate) fn fair_share(free: &Free, pending: usize) -> u32 {
+    let total: u32 = free.iter().sum();
+    pow2_floor(total / (pending.max(1) as u32))
+}
+
+/// Seconds the job has waited since it arrived.
+#[inline]
+pub(crate) fn age_s(now: Nanos, job: &JobView) -> f64 {
+    secs(now.saturating_sub(job.arrival))
+}
+
+/// Slack of a job with a deadline: seconds before the deadline minus the estimated time left.
+/// Jobs without deadline have infinite slack.
+pub(crate) fn slack_s(now: Nanos, job: &JobView, table: &ModelTable) -> f64 {
+    match job.deadline {
+        Some(d) => {
+            (d as f64 - now as f64) / crate::units::NANOS_PER_SEC as f64
+                - table.est_remaining_s(job)
+        }
+        None => f64::INFINITY,
+    }
+}
+
+/// Sorts `idx` by a key (ascending, `total_cmp`), ties broken by job id: deterministic.
+pub(crate) fn sort_by_key(idx: &mut [u32], jobs: &[JobView], key: impl Fn(&JobView) -> f64) {
+    idx.sort_unstable_by(|&a, &b| {
+        let (ja, jb) = (&jobs[a as usize], &jobs[b as usize]);
+        key(ja).total_cmp(&key(jb)).then(ja.id.cmp(&jb.id))
+    });
+}
+
+/// Places the jobs of `order` in turn. `choose` returns a configuration that fits in `free` (or
+/// `None`); with `blocking`, the first job that does not fit stops the round (strict FCFS).
+/// Returns false when the decision buffer filled up.
+pub(crate) fn place(
+    order: &[u32],
+    free: &mut Free,
+    blocking: bool,
+    out: &mut Decisions<'_>,
+    mut choose: impl FnMut(u32, &Free) -> Option<Config>,
+) -> bool {
+    for &i in order {
+        if free.iter().all(|&f| f == 0) {
+            break;
+        }
+        match choose(i, free) {
+            Some(cfg) => {
+                if out.push(Decision::Start { job: i, cfg }).is_err() {
+                    return false;
+                }
+                free[cfg.gpu_type as usize] -= cfg.gpus;
+            }
+            None if blocking => break,
+            None => {}
+        }
+    }
+    true
+}
+
+/// Grows running malleable jobs into GPUs left free (Pollux and Zeus re-allocate as the queue
+/// drains): a job doubles its GPUs on its own type when the new configuration, by `objective`,
+/// saves more than twice the reconfiguration cost in run time (or lowers EDP, for `MinEdp`).
+pub(crate) fn grow_running(
+    params: &PolicyParams,
+    cluster: &ClusterView<'_>,
+    jobs: &[JobView],
+    running: &[u32],
+    free: &mut Free,
+    objective: Objective,
+    out: &mut Decisions<'_>,
+) {
+    for &i in running {
+        let job = &jobs[i as usize];
+        let Some(cur) = job.running else { continue };
+        let ty = cur.gpu_type as usize;
+        if job.rigid || free[ty] < cur.gpus {
+            continue;
+        }
+        let model = &cluster.models[job.model as usize];
+        let Ok(now_p) = evaluate(model, cluster.gpu_specs, &cur) else {
+            continue;
+        };
+        // Only this type, up to twice the GPUs: the job's current GPUs count as free for it.
+        let mut avail = [0u32; MAX_GPU_TYPES];
+        avail[ty] = cur.gpus * 2;
+        let probe = Probe {
+            model,
+            cluster,
+            params,
+            rigid: None,
+        };
+        let limits = objective == Objective::MinEdp;
+        let Some((cfg, p)) = probe.search(&avail, cur.gpus * 2, objective, limits, None) else {
+            continue;
+        };
+        if cfg.gpus <= cur.gpus {
+            continue;
+        }
+        let t_now = job.remaining_work / now_p.goodput;
+        let t_new = job.remaining_work / p.goodput + params.reconfig_cost_s;
+        let worth = match objective {
+            Objective::MinEdp => {
+                crate::metrics::edp(p.job_power_w(cfg.gpus) * t_new, t_new)
+                    < crate::metrics::edp(now_p.job_power_w(cur.gpus) * t_now, t_now)
+            }
+            _ => t_now - t_new > params.reconfig_cost_s,
+        };
+        if worth {
+            if out.push(Decision::Resize { job: i, cfg }).is_err() {
+                return;
+            }
+            free[ty] -= cfg.gpus - cur.gpus;
+        }
+    }
+}

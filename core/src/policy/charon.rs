@@ -1,0 +1,141 @@
+//! Charon (power cap): places work only while the cluster's total power stays under a budget
+//! `Pcap`.
+//!
+//! Committed power: idle power of every free GPU plus, for every running job, `k x P(cfg)`, the
+//! power of its configuration while it trains (at least what it draws restarting or
+//! checkpointing). Order: arrival (earliest first), skipping jobs that do not fit. Configuration:
+//! the highest goodput whose added power `k x (P - P_idle)` fits in `Pcap - committed`, trying
+//! lower power limits when the unlimited one does not fit. When the cap drops below the
+//! committed power, running jobs (newest first) move to their lowest power limit, then, if that is
+//! not enough, are preempted newest first.
+
+use super::{
+    fair_share, sort_by_key, split, ClusterView, Decision, Decisions, JobView, Objective,
+    PolicyParams, Probe,
+};
+use crate::jobmodel::evaluate;
+
+/// Margin (W) kept under the cap against floating-point rounding of the sums.
+const MARGIN_W: f64 = 1e-6;
+
+/// Power the cluster is committed to: free GPUs at idle, running jobs at their training power.
+pub fn committed_power_w(cluster: &ClusterView<'_>, jobs: &[JobView]) -> f64 {
+    let mut w = 0.0;
+    for (ty, spec) in cluster.gpu_specs.iter().enumerate() {
+        w += cluster.free.get(ty).copied().unwrap_or(0) as f64 * spec.idle_w;
+    }
+    for j in jobs {
+        if let Some(c) = j.running {
+            let model = &cluster.models[j.model as usize];
+            if let Ok(p) = evaluate(model, cluster.gpu_specs, &c) {
+                w += p.job_power_w(c.gpus);
+            }
+        }
+    }
+    w
+}
+
+/// One Charon round.
+pub fn schedule(
+    params: &PolicyParams,
+    cluster: &ClusterView<'_>,
+    jobs: &[JobView],
+    scratch: &mut [u32],
+    out: &mut Decisions<'_>,
+) {
+    let cap = cluster.power_cap_w.unwrap_or(f64::INFINITY);
+    let n = jobs.len();
+    let (p, r) = split(jobs, scratch);
+    let (front, running) = scratch[..n].split_at_mut(n - r);
+    let mut committed = committed_power_w(cluster, jobs);
+    let mut free = super::free_of(cluster);
+    if committed > cap - MARGIN_W {
+        // Newest first: the least progress is disturbed.
+        sort_by_key(running, jobs, |j| -(j.arrival as f64));
+        for &i in running.iter() {
+            if committed <= cap - MARGIN_W {
+                break;
+            }
+            let job = &jobs[i as usize];
+            let Some(cur) = job.running else { continue };
+            let model = &cluster.models[job.model as usize];
+            let Some(perf) = model.perf[cur.gpu_type as usize] else {
+                continue;
+            };
+            let spec = &cluster.gpu_specs[cur.gpu_type as usize];
+            let lowest = params
+                .limit_fractions
+                .iter()
+                .copied()
+                .fold(1.0f64, f64::min);
+            let limit_w = (lowest * perf.busy_w).clamp(spec.min_limit_w, spec.max_w);
+            let cfg = super::Config { limit_w, ..cur };
+            let (Ok(a), Ok(b)) = (
+                evaluate(model, cluster.gpu_specs, &cur),
+                evaluate(model, cluster.gpu_specs, &cfg),
+            ) else {
+                continue;
+            };
+            if b.power_per_gpu_w < a.power_per_gpu_w {
+                if out.push(Decision::Resize { job: i, cfg }).is_err() {
+                    return;
+                }
+                committed -= (a.power_per_gpu_w - b.power_per_gpu_w) * cur.gpus as f64;
+            }
+        }
+        for &i in running.iter() {
+            if committed <= cap - MARGIN_W {
+                break;
+            }
+            let job = &jobs[i as usize];
+            let Some(cur) = job.running else { continue };
+            let model = &cluster.models[job.model as usize];
+            let lowest = out.as_slice().iter().rev().find_map(|d| match d {
+                Decision::Resize { job, cfg } if *job == i => Some(*cfg),
+                _ => None,
+            });
+            let cfg = lowest.unwrap_or(cur);
+            let Ok(b) = evaluate(model, cluster.gpu_specs, &cfg) else {
+                continue;
+            };
+            if out.push(Decision::Preempt { job: i }).is_err() {
+                return;
+            }
+            let idle = cluster.gpu_specs[cur.gpu_type as usize].idle_w;
+            committed -= (b.power_per_gpu_w - idle) * cur.gpus as f64;
+            free[cur.gpu_type as usize] += cur.gpus;
+        }
+        // Freed GPUs stay idle this round: the cap just dropped.
+        return;
+    }
+    let order = &mut front[..p];
+    sort_by_key(order, jobs, |j| j.arrival as f64);
+    let share = fair_share(&free, p);
+    for &i in order.iter() {
+        if free.iter().all(|&f| f == 0) {
+            break;
+        }
+        let job = &jobs[i as usize];
+        let budget = cap - MARGIN_W - committed;
+        if budget <= 0.0 {
+            break;
+        }
+        let probe = Probe::for_job(cluster, params, job);
+        let kmax = if job.rigid {
+            job.request.gpus
+        } else {
+            share.max(1)
+        };
+        let Some((cfg, perf)) =
+            probe.search(&free, kmax, Objective::MaxGoodput, true, Some(budget))
+        else {
+            continue;
+        };
+        if out.push(Decision::Start { job: i, cfg }).is_err() {
+            return;
+        }
+        let idle = cluster.gpu_specs[cfg.gpu_type as usize].idle_w;
+        committed += (perf.power_per_gpu_w - idle) * cfg.gpus as f64;
+        free[cfg.gpu_type as usize] -= cfg.gpus;
+    }
+}

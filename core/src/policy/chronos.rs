@@ -1,0 +1,45 @@
+//! Chronos (deadlines, mixed criticality): urgent jobs are queued apart, ahead of best-effort
+//! ones, by slack.
+//!
+//! Score: urgent jobs first, by slack `(deadline - now) - est_remaining_s` (least first); then
+//! best-effort jobs by arrival. Jobs that do not fit are skipped (backfilling). Configuration:
+//! what the job asked for. No preemption.
+
+use super::{
+    place, slack_s, split, ClusterView, Decisions, JobView, ModelTable, Objective, PolicyParams,
+    Probe,
+};
+
+/// One Chronos round.
+pub fn schedule(
+    params: &PolicyParams,
+    cluster: &ClusterView<'_>,
+    jobs: &[JobView],
+    scratch: &mut [u32],
+    out: &mut Decisions<'_>,
+) {
+    let table = ModelTable::new(cluster, params);
+    let (p, _) = split(jobs, scratch);
+    let order = &mut scratch[..p];
+    let now = cluster.now;
+    order.sort_unstable_by(|&a, &b| {
+        let (ja, jb) = (&jobs[a as usize], &jobs[b as usize]);
+        jb.urgent
+            .cmp(&ja.urgent)
+            .then_with(|| {
+                if ja.urgent && jb.urgent {
+                    slack_s(now, ja, &table).total_cmp(&slack_s(now, jb, &table))
+                } else {
+                    ja.arrival.cmp(&jb.arrival)
+                }
+            })
+            .then(ja.id.cmp(&jb.id))
+    });
+    let mut free = super::free_of(cluster);
+    place(order, &mut free, false, out, |i, free| {
+        let job = &jobs[i as usize];
+        Probe::for_job(cluster, params, job)
+            .search(free, job.request.gpus, Objective::Requested, false, None)
+            .map(|(c, _)| c)
+    });
+}

@@ -1,0 +1,29 @@
+//! FIFO: first come, first served, the historical reference.
+//!
+//! Score: arrival time (earliest first, ties by job id). Strict: when the job at the head of the
+//! queue does not fit, nothing behind it starts (no backfilling). Configuration: what the job
+//! asked for (malleable jobs: their requested count and batch on the fastest type with room).
+
+use super::{
+    place, sort_by_key, split, ClusterView, Decisions, JobView, Objective, PolicyParams, Probe,
+};
+
+/// One FIFO round.
+pub fn schedule(
+    params: &PolicyParams,
+    cluster: &ClusterView<'_>,
+    jobs: &[JobView],
+    scratch: &mut [u32],
+    out: &mut Decisions<'_>,
+) {
+    let (p, _) = split(jobs, scratch);
+    let order = &mut scratch[..p];
+    sort_by_key(order, jobs, |j| j.arrival as f64);
+    let mut free = super::free_of(cluster);
+    place(order, &mut free, true, out, |i, free| {
+        let job = &jobs[i as usize];
+        Probe::for_job(cluster, params, job)
+            .search(free, job.request.gpus, Objective::Requested, false, None)
+            .map(|(c, _)| c)
+    });
+}

@@ -1,0 +1,61 @@
+//! Pollux (throughput): shortest job first with an age factor; malleable jobs take the
+//! configuration of best goodput.
+//!
+//! Score (lowest first): `est_remaining_s - age_factor * waited_s`, where `est_remaining_s` is the
+//! remaining work over the model's reference goodput (one GPU of the fastest type). Configuration:
+//! over GPU type, `k` (powers of two up to the fair share `free GPUs / pending jobs`) and batch
+//! (`b0 x {1, 2, 4, 8}`), the one with the highest goodput `throughput(k, b) x E(b)`. When the
+//! queue is drained, running malleable jobs double their GPUs if that saves more than twice the
+//! reconfiguration cost.
+
+use super::{
+    age_s, fair_share, grow_running, place, sort_by_key, split, ClusterView, Decisions, JobView,
+    ModelTable, Objective, PolicyParams, Probe,
+};
+
+/// One Pollux round.
+pub fn schedule(
+    params: &PolicyParams,
+    cluster: &ClusterView<'_>,
+    jobs: &[JobView],
+    scratch: &mut [u32],
+    out: &mut Decisions<'_>,
+) {
+    adaptive(params, cluster, jobs, scratch, out, Objective::MaxGoodput);
+}
+
+/// The round shared by Pollux and Zeus: same order, different configuration objective.
+pub(crate) fn adaptive(
+    params: &PolicyParams,
+    cluster: &ClusterView<'_>,
+    jobs: &[JobView],
+    scratch: &mut [u32],
+    out: &mut Decisions<'_>,
+    objective: Objective,
+) {
+    let table = ModelTable::new(cluster, params);
+    let n = jobs.len();
+    let (p, r) = split(jobs, scratch);
+    let (front, back) = scratch[..n].split_at_mut(n - r);
+    let order = &mut front[..p];
+    let now = cluster.now;
+    sort_by_key(order, jobs, |j| {
+        table.est_remaining_s(j) - params.age_factor * age_s(now, j)
+    });
+    let mut free = super::free_of(cluster);
+    let share = fair_share(&free, p);
+    let limits = objective == Objective::MinEdp;
+    if !place(order, &mut free, false, out, |i, free| {
+        let job = &jobs[i as usize];
+        Probe::for_job(cluster, params, job)
+            .search(free, share, objective, limits, None)
+            .map(|(c, _)| c)
+    }) {
+        return;
+    }
+    if out.is_empty() && p == 0 {
+        // Nothing waits: give spare GPUs to running jobs, shortest remaining first.
+        sort_by_key(back, jobs, |j| table.est_remaining_s(j));
+        grow_running(params, cluster, jobs, back, &mut free, objective, out);
+    }
+}

@@ -1,0 +1,975 @@
+//! Scenario files (TOML): cluster, arrivals, job mix and sizes, users, deadlines, policy
+//! parameters, horizon and seeds. Every field is optional: what a file leaves out comes from the
+//! seed protocol (`scenarios/seed.toml`, built in). Errors name the file, line and column, and
+//! what was expected.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use ea2p_core::jobmodel::{GpuSpec, ModelProfile, StatEff, MAX_GPU_TYPES};
+use ea2p_core::policy::{PolicyParams, MAX_MODELS};
+use ea2p_core::units::{nanos_from_secs, Nanos};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::catalogue::{builtin_gpus, builtin_models, GpuTypeDef, ModelDef, PerfFigures};
+
+/// The seed protocol of DESIGN §8, built into the program.
+pub const SEED_TOML: &str = include_str!("../scenarios/seed.toml");
+
+/// A scenario error, with where it is.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct ScenarioError {
+    /// File name as given.
+    pub file: String,
+    /// 1-based line, 0 when the error is about the file as a whole.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is wrong and what was expected.
+    pub msg: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.msg)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.msg)
+        }
+    }
+}
+
+/// How big a job is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SizeDist {
+    /// Always `value`.
+    Fixed(f64),
+    /// Exponential with this mean.
+    Exponential(f64),
+    /// Log-normal with this median and log-space standard deviation.
+    LogNormal {
+        /// Median.
+        median: f64,
+        /// Standard deviation of the log.
+        sigma: f64,
+    },
+}
+
+/// What a size counts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SizeUnit {
+    /// Seconds of run time at the job's requested configuration on this GPU type.
+    Seconds {
+        /// GPU type index.
+        on_gpu: u8,
+    },
+    /// Reference samples of work.
+    Samples,
+}
+
+/// Where jobs come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arrivals {
+    /// Poisson arrivals at this rate (jobs per second), generated from the seed.
+    Poisson(f64),
+    /// Jobs read from a CSV trace.
+    Trace(Vec<TraceJob>),
+}
+
+/// One job of a trace file (columns `arrival_s,model,user,gpus,gpu_type,duration_s,deadline_s`;
+/// `gpu_type` empty = malleable, `deadline_s` empty = best-effort; `duration_s` is the run time
+/// at the requested configuration, on `gpu_type` or on the size's `on_gpu`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TraceJob {
+    /// Arrival, seconds from the start.
+    pub arrival_s: f64,
+    /// Model name.
+    pub model: String,
+    /// User id.
+    pub user: u32,
+    /// GPUs requested.
+    pub gpus: u32,
+    /// GPU type (rigid job) or empty.
+    #[serde(default)]
+    pub gpu_type: Option<String>,
+    /// Run time at the requested configuration, seconds.
+    pub duration_s: f64,
+    /// Absolute deadline, seconds from the start (urgent job) or empty.
+    #[serde(default)]
+    pub deadline_s: Option<f64>,
+}
+
+/// A power-cap change at a time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CapChange {
+    /// When.
+    pub at: Nanos,
+    /// New cap in watts, `None` to lift it.
+    pub watts: Option<f64>,
+}
+
+/// A fully resolved scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// Name (reports and JSON).
+    pub name: String,
+    /// Where it came from (file name, or "built-in seed protocol").
+    pub origin: String,
+    /// Simulated hours.
+    pub hours: f64,
+    /// Independent runs.
+    pub seeds: u32,
+    /// Base seed: run `i` uses `base_seed + i`.
+    pub base_seed: u64,
+    /// GPU types (index = type id).
+    pub gpu_types: Vec<GpuTypeDef>,
+    /// GPUs of each type.
+    pub gpu_counts: Vec<u32>,
+    /// Models with their fitted profiles (index = model id).
+    pub models: Vec<(ModelDef, ModelProfile)>,
+    /// Arrivals.
+    pub arrivals: Arrivals,
+    /// Model index and weight of each model in the mix.
+    pub mix: Vec<(u16, f64)>,
+    /// GPU count requested and its weight.
+    pub gpus: Vec<(u32, f64)>,
+    /// Size distribution.
+    pub size: SizeDist,
+    /// Unit of sizes.
+    pub size_unit: SizeUnit,
+    /// Largest size (truncation of the distribution), same unit.
+    pub size_max: f64,
+    /// Share of rigid jobs (fixed type and count).
+    pub rigid_fraction: f64,
+    /// Number of users (jobs are spread uniformly).
+    pub users: u32,
+    /// Share of urgent jobs.
+    pub urgent_fraction: f64,
+    /// Deadline = arrival + factor x isolated run time, factor uniform in this range.
+    pub deadline_factor: (f64, f64),
+    /// Policy parameters.
+    pub params: PolicyParams,
+    /// Interval of periodic scheduling rounds.
+    pub round_interval: Nanos,
+    /// Compute time between checkpoints.
+    pub checkpoint_interval: Nanos,
+    /// Time a checkpoint takes (GPUs allocated-idle).
+    pub checkpoint_time: Nanos,
+    /// Time a restart takes after a preemption or a resize (GPUs allocated-idle).
+    pub restart_time: Nanos,
+    /// Cluster power cap from the start, watts.
+    pub power_cap_w: Option<f64>,
+    /// Later changes of the cap, in time order.
+    pub cap_changes: Vec<CapChange>,
+}
+
+impl Scenario {
+    /// GPU power specs in type order.
+    pub fn specs(&self) -> Vec<GpuSpec> {
+        self.gpu_types.iter().map(|g| g.spec).collect()
+    }
+
+    /// Model profiles in model order.
+    pub fn profiles(&self) -> Vec<ModelProfile> {
+        self.models.iter().map(|(_, p)| *p).collect()
+    }
+
+    /// Horizon in nanoseconds.
+    pub fn horizon(&self) -> Nanos {
+        nanos_from_secs(self.hours * 3600.0)
+    }
+
+    /// The seed protocol of DESIGN §8.
+    pub fn seed_protocol() -> Scenario {
+        parse_with_base(SEED_TOML, "built-in seed protocol", None, None)
+            .expect("the built-in seed scenario is valid (tested)")
+    }
+
+    /// Reads a scenario file.
+    pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: name.clone(),
+            line: 0,
+            col: 0,
+            msg: format!("cannot read: {e}"),
+        })?;
+        parse_str(&text, &name, path.parent())
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The file's shape.
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Option<String>,
+    hours: Option<Spanned<f64>>,
+    seeds: Option<Spanned<u32>>,
+    seed: Option<u64>,
+    #[serde(default)]
+    gpu_types: Vec<RawGpuType>,
+    nodes: Option<Vec<RawNode>>,
+    arrivals: Option<RawArrivals>,
+    workload: Option<RawWorkload>,
+    policy: Option<RawPolicy>,
+    power_cap_changes: Option<Vec<RawCapChange>>,
+    #[serde(default)]
+    models: Vec<RawModel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGpuType {
+    name: Spanned<String>,
+    idle_w: Spanned<f64>,
+    allocated_idle_w: Spanned<f64>,
+    max_w: Spanned<f64>,
+    min_limit_w: Spanned<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    gpu: Spanned<String>,
+    #[serde(default = "one")]
+    count: u32,
+    gpus_per_node: Spanned<u32>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArrivals {
+    poisson_rate_per_s: Option<Spanned<f64>>,
+    trace: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWorkload {
+    users: Option<Spanned<u32>>,
+    urgent_fraction: Option<Spanned<f64>>,
+    deadline_factor: Option<Spanned<(f64, f64)>>,
+    rigid_fraction: Option<Spanned<f64>>,
+    mix: Option<Vec<RawMix>>,
+    gpus: Option<Vec<RawGpus>>,
+    size: Option<RawSize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMix {
+    model: Spanned<String>,
+    weight: Spanned<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGpus {
+    count: Spanned<u32>,
+    weight: Spanned<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSize {
+    distribution: Spanned<String>,
+    value: Option<Spanned<f64>>,
+    mean: Option<Spanned<f64>>,
+    median: Option<Spanned<f64>>,
+    sigma: Option<Spanned<f64>>,
+    unit: Option<Spanned<String>>,
+    on_gpu: Option<Spanned<String>>,
+    max: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    age_factor: Option<Spanned<f64>>,
+    round_interval_s: Option<Spanned<f64>>,
+    power_cap_w: Option<Spanned<f64>>,
+    checkpoint_interval_s: Option<Spanned<f64>>,
+    checkpoint_s: Option<Spanned<f64>>,
+    restart_s: Option<Spanned<f64>>,
+    urgent_margin_s: Option<Spanned<f64>>,
+    limit_fractions: Option<Spanned<[f64; 4]>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCapChange {
+    at_h: Spanned<f64>,
+    watts: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    name: Spanned<String>,
+    ref_batch: Spanned<u32>,
+    noise_scale: Spanned<f64>,
+    #[serde(default = "sixteen")]
+    max_gpus: u32,
+    perf: Vec<RawPerf>,
+}
+
+fn sixteen() -> u32 {
+    16
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPerf {
+    gpu: Spanned<String>,
+    samples_per_s_1gpu: f64,
+    samples_per_s_8gpu: f64,
+    batch_per_gpu: f64,
+    #[serde(default = "fixed_fraction")]
+    fixed_fraction: f64,
+    #[serde(default = "sync_fixed_fraction")]
+    sync_fixed_fraction: f64,
+    #[serde(default = "gamma")]
+    gamma: f64,
+    busy_w: f64,
+    max_batch_per_gpu: u32,
+}
+
+fn fixed_fraction() -> f64 {
+    0.34
+}
+fn sync_fixed_fraction() -> f64 {
+    0.8
+}
+fn gamma() -> f64 {
+    2.0
+}
+
+// ------------------------------------------------------------------------------------------
+// Parsing and checking.
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn at(&self, span: Range<usize>, msg: impl Into<String>) -> ScenarioError {
+        let upto = &self.text[..span.start.min(self.text.len())];
+        let line = upto.matches('\n').count() + 1;
+        let col = upto.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ScenarioError {
+            file: self.file.to_string(),
+            line,
+            col,
+            msg: msg.into(),
+        }
+    }
+
+    fn whole(&self, msg: impl Into<String>) -> ScenarioError {
+        ScenarioError {
+            file: self.file.to_string(),
+            line: 0,
+            col: 0,
+            msg: msg.into(),
+        }
+    }
+
+    fn positive(&self, v: &Spanned<f64>, what: &str) -> Result<f64, ScenarioError> {
+        let x = *v.get_ref();
+        if x > 0.0 && x.is_finite() {
+            Ok(x)
+        } else {
+            Err(self.at(
+                v.span(),
+                format!("{what}: expected a positive number, found {x}"),
+            ))
+        }
+    }
+
+    fn non_negative(&self, v: &Spanned<f64>, what: &str) -> Result<f64, ScenarioError> {
+        let x = *v.get_ref();
+        if x >= 0.0 && x.is_finite() {
+            Ok(x)
+        } else {
+            Err(self.at(
+                v.span(),
+                format!("{what}: expected a number >= 0, found {x}"),
+            ))
+        }
+    }
+
+    fn fraction(&self, v: &Spanned<f64>, what: &str) -> Result<f64, ScenarioError> {
+        let x = *v.get_ref();
+        if (0.0..=1.0).contains(&x) {
+            Ok(x)
+        } else {
+            Err(self.at(
+                v.span(),
+                format!("{what}: expected a fraction in [0, 1], found {x}"),
+            ))
+        }
+    }
+}
+
+fn gpu_index(
+    ctx: &Ctx<'_>,
+    gpus: &[GpuTypeDef],
+    name: &Spanned<String>,
+) -> Result<u8, ScenarioError> {
+    gpus.iter()
+        .position(|g| g.name.eq_ignore_ascii_case(name.get_ref()))
+        .map(|i| i as u8)
+        .ok_or_else(|| {
+            let known: Vec<&str> = gpus.iter().map(|g| g.name.as_str()).collect();
+            ctx.at(
+                name.span(),
+                format!(
+                    "unknown GPU type {:?}: expected one of {}",
+                    name.get_ref(),
+                    known.join(", ")
+                ),
+            )
+        })
+}
+
+fn model_index(
+    ctx: &Ctx<'_>,
+    models: &[(ModelDef, ModelProfile)],
+    name: &Spanned<String>,
+) -> Result<u16, ScenarioError> {
+    models
+        .iter()
+        .position(|(m, _)| m.name.eq_ignore_ascii_case(name.get_ref()))
+        .map(|i| i as u16)
+        .ok_or_else(|| {
+            let known: Vec<&str> = models.iter().map(|(m, _)| m.name.as_str()).collect();
+            ctx.at(
+                name.span(),
+                format!(
+                    "unknown model {:?}: expected one of {}",
+                    name.get_ref(),
+                    known.join(", ")
+                ),
+            )
+        })
+}
+
+/// Parses scenario text. `file` names it in errors; `dir` is where relative trace paths start.
+/// Fields the text leaves out come from the seed protocol.
+pub fn parse_str(text: &str, file: &str, dir: Option<&Path>) -> Result<Scenario, ScenarioError> {
+    parse_with_base(text, file, dir, Some(Scenario::seed_protocol()))
+}
+
+fn parse_with_base(
+    text: &str,
+    file: &str,
+    dir: Option<&Path>,
+    base: Option<Scenario>,
+) -> Result<Scenario, ScenarioError> {
+    let ctx = Ctx { file, text };
+    let raw: RawScenario = toml::from_str(text).map_err(|e| match e.span() {
+        Some(span) => ctx.at(span, e.message().to_string()),
+        None => ctx.whole(e.message().to_string()),
+    })?;
+    resolve(&ctx, raw, base, dir)
+}
+
+fn resolve(
+    ctx: &Ctx<'_>,
+    raw: RawScenario,
+    base: Option<Scenario>,
+    dir: Option<&Path>,
+) -> Result<Scenario, ScenarioError> {
+    let missing = |what: &str| {
+        ctx.whole(format!(
+            "missing {what} (the built-in seed scenario must set every field)"
+        ))
+    };
+
+    // GPU types: built in, then the file's (same name replaces).
+    let mut gpu_types = builtin_gpus();
+    for g in &raw.gpu_types {
+        let spec = GpuSpec {
+            idle_w: ctx.positive(&g.idle_w, "idle_w")?,
+            allocated_idle_w: ctx.positive(&g.allocated_idle_w, "allocated_idle_w")?,
+            max_w: ctx.positive(&g.max_w, "max_w")?,
+            min_limit_w: ctx.positive(&g.min_limit_w, "min_limit_w")?,
+        };
+        if !(spec.idle_w <= spec.allocated_idle_w && spec.allocated_idle_w <= spec.max_w) {
+            return Err(ctx.at(
+                g.idle_w.span(),
+                "expected idle_w <= allocated_idle_w <= max_w".to_string(),
+            ));
+        }
+        let def = GpuTypeDef {
+            name: g.name.get_ref().clone(),
+            spec,
+        };
+        match gpu_types
+            .iter_mut()
+            .find(|t| t.name.eq_ignore_ascii_case(g.name.get_ref()))
+        {
+            Some(t) => *t = def,
+            None => gpu_types.push(def),
+        }
+    }
+    if gpu_types.len() > MAX_GPU_TYPES {
+        return Err(ctx.whole(format!("at most {MAX_GPU_TYPES} GPU types are supported")));
+    }
+
+    // Models: built in, then the file's.
+    let mut defs = builtin_models();
+    for m in &raw.models {
+        let mut perf = Vec::new();
+        for p in &m.perf {
+            gpu_index(ctx, &gpu_types, &p.gpu)?;
+            perf.push(PerfFigures {
+                gpu: p.gpu.get_ref().clone(),
+                one_gpu: p.samples_per_s_1gpu,
+                eight_gpus: p.samples_per_s_8gpu,
+                batch_per_gpu: p.batch_per_gpu,
+                fixed_fraction: p.fixed_fraction,
+                sync_fixed_fraction: p.sync_fixed_fraction,
+                gamma: p.gamma,
+                busy_w: p.busy_w,
+                max_batch_per_gpu: p.max_batch_per_gpu,
+            });
+        }
+        let def = ModelDef {
+            name: m.name.get_ref().clone(),
+            stat: StatEff {
+                ref_batch: *m.ref_batch.get_ref(),
+                noise_scale: ctx.positive(&m.noise_scale, "noise_scale")?,
+            },
+            max_gpus: m.max_gpus.max(1),
+            perf,
+        };
+        match defs
+            .iter_mut()
+            .find(|d| d.name.eq_ignore_ascii_case(m.name.get_ref()))
+        {
+            Some(d) => *d = def,
+            None => defs.push(def),
+        }
+    }
+    let mut models = Vec::new();
+    for d in defs {
+        let span = raw
+            .models
+            .iter()
+            .find(|m| m.name.get_ref().eq_ignore_ascii_case(&d.name))
+            .map(|m| m.name.span());
+        let prof = d.profile(&gpu_types).map_err(|msg| match span.clone() {
+            Some(s) => ctx.at(s, msg.clone()),
+            None => ctx.whole(msg.clone()),
+        })?;
+        models.push((d, prof));
+    }
+    if models.len() > MAX_MODELS {
+        return Err(ctx.whole(format!("at most {MAX_MODELS} models are supported")));
+    }
+
+    // Cluster.
+    let mut gpu_counts = vec![0u32; gpu_types.len()];
+    match &raw.nodes {
+        Some(nodes) => {
+            for n in nodes {
+                let ty = gpu_index(ctx, &gpu_types, &n.gpu)?;
+                gpu_counts[ty as usize] += n.count * n.gpus_per_node.get_ref();
+            }
+        }
+        None => {
+            let b = base.as_ref().ok_or_else(|| missing("[[nodes]]"))?;
+            for (i, t) in gpu_types.iter().enumerate() {
+                if let Some(j) = b.gpu_types.iter().position(|g| g.name == t.name) {
+                    gpu_counts[i] = b.gpu_counts[j];
+                }
+            }
+        }
+    }
+    if gpu_counts.iter().all(|&c| c == 0) {
+        return Err(ctx.whole(
+            "the cluster has no GPU: expected at least one [[nodes]] entry with gpus_per_node > 0",
+        ));
+    }
+
+    let hours = match &raw.hours {
+        Some(h) => ctx.positive(h, "hours")?,
+        None => base.as_ref().ok_or_else(|| missing("hours"))?.hours,
+    };
+    let seeds = match &raw.seeds {
+        Some(s) if *s.get_ref() == 0 => return Err(ctx.at(s.span(), "seeds: expected at least 1")),
+        Some(s) => *s.get_ref(),
+        None => base.as_ref().ok_or_else(|| missing("seeds"))?.seeds,
+    };
+    let base_seed = match raw.seed {
+        Some(s) => s,
+        None => base.as_ref().ok_or_else(|| missing("seed"))?.base_seed,
+    };
+
+    // Workload.
+    let w = raw.workload.unwrap_or_default();
+    let bw = base.as_ref();
+    macro_rules! or_base {
+        ($v:expr, $field:ident, $what:expr) => {
+            match $v {
+                Some(x) => x,
+                None => bw.ok_or_else(|| missing($what))?.$field.clone(),
+            }
+        };
+    }
+    let users = or_base!(
+        match &w.users {
+            Some(u) if *u.get_ref() == 0 =>
+                return Err(ctx.at(u.span(), "users: expected at least 1")),
+            Some(u) => Some(*u.get_ref()),
+            None => None,
+        },
+        users,
+        "workload.users"
+    );
+    let urgent_fraction = or_base!(
+        w.urgent_fraction
+            .as_ref()
+            .map(|v| ctx.fraction(v, "urgent_fraction"))
+            .transpose()?,
+        urgent_fraction,
+        "workload.urgent_fraction"
+    );
+    let rigid_fraction = or_base!(
+        w.rigid_fraction
+            .as_ref()
+            .map(|v| ctx.fraction(v, "rigid_fraction"))
+            .transpose()?,
+        rigid_fraction,
+        "workload.rigid_fraction"
+    );
+    let deadline_factor = or_base!(
+        match &w.deadline_factor {
+            Some(d) => {
+                let (lo, hi) = *d.get_ref();
+                if !(lo >= 1.0 && hi >= lo) {
+                    return Err(ctx.at(
+                        d.span(),
+                        format!("deadline_factor: expected [lo, hi] with 1 <= lo <= hi, found [{lo}, {hi}]"),
+                    ));
+                }
+                Some((lo, hi))
+            }
+            None => None,
+        },
+        deadline_factor,
+        "workload.deadline_factor"
+    );
+    let mix = match &w.mix {
+        Some(list) => {
+            let mut v = Vec::new();
+            for m in list {
+                v.push((
+                    model_index(ctx, &models, &m.model)?,
+                    ctx.positive(&m.weight, "weight")?,
+                ));
+            }
+            if v.is_empty() {
+                return Err(ctx.whole("workload.mix: expected at least one { model, weight }"));
+            }
+            v
+        }
+        None => {
+            let b = bw.ok_or_else(|| missing("workload.mix"))?;
+            let mut v = Vec::new();
+            for &(mi, wt) in &b.mix {
+                let name = &b.models[mi as usize].0.name;
+                if let Some(i) = models.iter().position(|(m, _)| &m.name == name) {
+                    v.push((i as u16, wt));
+                }
+            }
+            v
+        }
+    };
+    let gpus = match &w.gpus {
+        Some(list) => {
+            let mut v = Vec::new();
+            for g in list {
+                let c = *g.count.get_ref();
+                if c == 0 {
+                    return Err(ctx.at(g.count.span(), "count: expected at least 1 GPU"));
+                }
+                v.push((c, ctx.positive(&g.weight, "weight")?));
+            }
+            if v.is_empty() {
+                return Err(ctx.whole("workload.gpus: expected at least one { count, weight }"));
+            }
+            v
+        }
+        None => bw.ok_or_else(|| missing("workload.gpus"))?.gpus.clone(),
+    };
+    let (size, size_unit, size_max) = match &w.size {
+        Some(s) => resolve_size(ctx, s, &gpu_types)?,
+        None => {
+            let b = bw.ok_or_else(|| missing("workload.size"))?;
+            let unit = match b.size_unit {
+                SizeUnit::Seconds { on_gpu } => {
+                    let name = &b.gpu_types[on_gpu as usize].name;
+                    SizeUnit::Seconds {
+                        on_gpu: gpu_types.iter().position(|g| &g.name == name).unwrap_or(0) as u8,
+                    }
+                }
+                SizeUnit::Samples => SizeUnit::Samples,
+            };
+            (b.size, unit, b.size_max)
+        }
+    };
+
+    // Arrivals.
+    let arrivals = match raw.arrivals {
+        Some(RawArrivals {
+            poisson_rate_per_s: Some(r),
+            trace: None,
+        }) => Arrivals::Poisson(ctx.positive(&r, "poisson_rate_per_s")?),
+        Some(RawArrivals {
+            poisson_rate_per_s: None,
+            trace: Some(t),
+        }) => {
+            let path: PathBuf = match dir {
+                Some(d) => d.join(t.get_ref()),
+                None => PathBuf::from(t.get_ref()),
+            };
+            Arrivals::Trace(read_trace(&path).map_err(|e| ctx.at(t.span(), e))?)
+        }
+        Some(_) => return Err(ctx.whole(
+            "[arrivals]: expected exactly one of poisson_rate_per_s = RATE or trace = \"FILE.csv\"",
+        )),
+        None => bw.ok_or_else(|| missing("[arrivals]"))?.arrivals.clone(),
+    };
+    if let Arrivals::Trace(jobs) = &arrivals {
+        for j in jobs {
+            if !models
+                .iter()
+                .any(|(m, _)| m.name.eq_ignore_ascii_case(&j.model))
+            {
+                return Err(ctx.whole(format!("trace: unknown model {:?}", j.model)));
+            }
+            if let Some(g) = &j.gpu_type {
+                if !gpu_types.iter().any(|t| t.name.eq_ignore_ascii_case(g)) {
+                    return Err(ctx.whole(format!("trace: unknown GPU type {g:?}")));
+                }
+            }
+        }
+    }
+
+    // Policy parameters.
+    let p = raw.policy.unwrap_or_default();
+    let bp = bw.map(|b| b.params).unwrap_or_default();
+    let secs_or = |v: &Option<Spanned<f64>>,
+                   what: &str,
+                   dflt: Option<Nanos>,
+                   positive: bool|
+     -> Result<Nanos, ScenarioError> {
+        match v {
+            Some(x) => {
+                let s = if positive {
+                    ctx.positive(x, what)?
+                } else {
+                    ctx.non_negative(x, what)?
+                };
+                Ok(nanos_from_secs(s))
+            }
+            None => dflt.ok_or_else(|| missing(what)),
+        }
+    };
+    let round_interval = secs_or(
+        &p.round_interval_s,
+        "policy.round_interval_s",
+        bw.map(|b| b.round_interval),
+        true,
+    )?;
+    let checkpoint_interval = secs_or(
+        &p.checkpoint_interval_s,
+        "policy.checkpoint_interval_s",
+        bw.map(|b| b.checkpoint_interval),
+        true,
+    )?;
+    let checkpoint_time = secs_or(
+        &p.checkpoint_s,
+        "policy.checkpoint_s",
+        bw.map(|b| b.checkpoint_time),
+        false,
+    )?;
+    let restart_time = secs_or(
+        &p.restart_s,
+        "policy.restart_s",
+        bw.map(|b| b.restart_time),
+        false,
+    )?;
+    let mut params = PolicyParams {
+        age_factor: match &p.age_factor {
+            Some(a) => ctx.non_negative(a, "age_factor")?,
+            None => bp.age_factor,
+        },
+        urgent_margin_s: match &p.urgent_margin_s {
+            Some(a) => ctx.non_negative(a, "urgent_margin_s")?,
+            None => bp.urgent_margin_s,
+        },
+        limit_fractions: bp.limit_fractions,
+        reconfig_cost_s: ea2p_core::units::secs(restart_time + checkpoint_time),
+    };
+    if let Some(l) = &p.limit_fractions {
+        let v = *l.get_ref();
+        if v.iter()
+            .any(|&f| !(ea2p_core::jobmodel::MIN_LIMIT_FRACTION_OF_BUSY..=1.0).contains(&f))
+        {
+            return Err(ctx.at(
+                l.span(),
+                format!(
+                    "limit_fractions: expected four fractions in [{}, 1] (the range where the power-limit model was measured)",
+                    ea2p_core::jobmodel::MIN_LIMIT_FRACTION_OF_BUSY
+                ),
+            ));
+        }
+        params.limit_fractions = v;
+    }
+    let power_cap_w = match &p.power_cap_w {
+        Some(c) => Some(ctx.positive(c, "power_cap_w")?),
+        None => bw.and_then(|b| b.power_cap_w),
+    };
+    let mut cap_changes = Vec::new();
+    match &raw.power_cap_changes {
+        Some(list) => {
+            for c in list {
+                let at = nanos_from_secs(ctx.non_negative(&c.at_h, "at_h")? * 3600.0);
+                let watts = c
+                    .watts
+                    .as_ref()
+                    .map(|w| ctx.positive(w, "watts"))
+                    .transpose()?;
+                cap_changes.push(CapChange { at, watts });
+            }
+            cap_changes.sort_by_key(|c| c.at);
+        }
+        None => {
+            if let Some(b) = bw {
+                cap_changes = b.cap_changes.clone();
+            }
+        }
+    }
+
+    Ok(Scenario {
+        name: raw
+            .name
+            .or_else(|| bw.map(|b| b.name.clone()))
+            .unwrap_or_else(|| "scenario".into()),
+        origin: ctx.file.to_string(),
+        hours,
+        seeds,
+        base_seed,
+        gpu_types,
+        gpu_counts,
+        models,
+        arrivals,
+        mix,
+        gpus,
+        size,
+        size_unit,
+        size_max,
+        rigid_fraction,
+        users,
+        urgent_fraction,
+        deadline_factor,
+        params,
+        round_interval,
+        checkpoint_interval,
+        checkpoint_time,
+        restart_time,
+        power_cap_w,
+        cap_changes,
+    })
+}
+
+fn resolve_size(
+    ctx: &Ctx<'_>,
+    s: &RawSize,
+    gpus: &[GpuTypeDef],
+) -> Result<(SizeDist, SizeUnit, f64), ScenarioError> {
+    let need = |v: &Option<Spanned<f64>>, what: &str| -> Result<f64, ScenarioError> {
+        match v {
+            Some(x) => ctx.positive(x, what),
+            None => Err(ctx.at(
+                s.distribution.span(),
+                format!(
+                    "distribution {:?} needs `{what} = NUMBER`",
+                    s.distribution.get_ref()
+                ),
+            )),
+        }
+    };
+    let dist = match s.distribution.get_ref().as_str() {
+        "fixed" => SizeDist::Fixed(need(&s.value, "value")?),
+        "exponential" => SizeDist::Exponential(need(&s.mean, "mean")?),
+        "lognormal" => SizeDist::LogNormal { median: need(&s.median, "median")?, sigma: need(&s.sigma, "sigma")? },
+        other => {
+            return Err(ctx.at(
+                s.distribution.span(),
+                format!("unknown distribution {other:?}: expected \"fixed\", \"exponential\" or \"lognormal\""),
+            ))
+        }
+    };
+    let unit = match s.unit.as_ref().map(|u| (u.get_ref().as_str(), u.span())) {
+        None | Some(("seconds", _)) => SizeUnit::Seconds {
+            on_gpu: match &s.on_gpu {
+                Some(g) => gpu_index(ctx, gpus, g)?,
+                None => 0,
+            },
+        },
+        Some(("samples", _)) => SizeUnit::Samples,
+        Some((other, span)) => {
+            return Err(ctx.at(
+                span,
+                format!("unknown unit {other:?}: expected \"seconds\" or \"samples\""),
+            ))
+        }
+    };
+    let max = match &s.max {
+        Some(m) => ctx.positive(m, "max")?,
+        None => f64::INFINITY,
+    };
+    Ok((dist, unit, max))
+}
+
+fn read_trace(path: &Path) -> Result<Vec<TraceJob>, String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| format!("cannot read trace {}: {e}", path.display()))?;
+    let mut jobs = Vec::new();
+    for (i, rec) in rdr.deserialize::<TraceJob>().enumerate() {
+        let mut j = rec.map_err(|e| {
+            format!(
+                "trace {} record {}: {e} (expected columns arrival_s,model,user,gpus,gpu_type,duration_s,deadline_s)",
+                path.display(),
+                i + 1
+            )
+        })?;
+        if j.gpu_type.as_deref() == Some("") {
+            j.gpu_type = None;
+        }
+        if !(j.arrival_s >= 0.0 && j.duration_s > 0.0 && j.gpus > 0) {
+            return Err(format!(
+                "trace {} record {}: expected arrival_s >= 0, duration_s > 0, gpus >= 1",
+                path.display(),
+                i + 1
+            ));
+        }
+        jobs.push(j);
+    }
+    jobs.sort_by(|a, b| a.arrival_s.total_cmp(&b.arrival_s));
+    Ok(jobs)
+}

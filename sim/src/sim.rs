@@ -1,0 +1,811 @@
+//! One simulation run: a policy from the core, a workload, the cluster, the event loop.
+
+use ea2p_core::jobmodel::{evaluate, Config, ModelProfile};
+use ea2p_core::policy::{self, ClusterView, Decision, Decisions, JobView, PolicyKind};
+use ea2p_core::units::{secs, Nanos, NANOS_PER_SEC};
+
+use crate::cluster::{mw, pj_to_j, Cluster};
+use crate::engine::{EventKind, EventQueue};
+use crate::results::{self, RunResult};
+use crate::scenario::Scenario;
+use crate::workload::JobSpec;
+
+/// Why a run stopped early: a policy made an impossible decision, or (with checks on) an
+/// invariant broke. Either is a bug in a policy or in the simulator.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SimError {
+    /// A decision could not be applied.
+    #[error("policy {policy} at t={time_s:.3} s made an impossible decision: {detail}")]
+    BadDecision {
+        /// Policy name.
+        policy: &'static str,
+        /// Simulated time, seconds.
+        time_s: f64,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The core refused the round's inputs.
+    #[error("policy {policy} refused the round: {detail}")]
+    Policy {
+        /// Policy name.
+        policy: &'static str,
+        /// The core's error.
+        detail: String,
+    },
+    /// An invariant checked after an event broke.
+    #[error("invariant broken at t={time_s:.3} s: {detail}")]
+    Invariant {
+        /// Simulated time, seconds.
+        time_s: f64,
+        /// Which.
+        detail: String,
+    },
+}
+
+/// What to record beyond the results (tests use these).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Check the invariants after every event (slow: O(GPUs + jobs) per event).
+    pub check_invariants: bool,
+    /// Record every change of cluster power as `(time, mW)`.
+    pub record_power: bool,
+}
+
+/// What a run gives.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// Metrics.
+    pub result: RunResult,
+    /// `(time, cluster mW)` at every change, if recorded.
+    pub power_trace: Vec<(Nanos, u64)>,
+    /// Times each job completed (0 or 1 if all is well).
+    pub completions: Vec<u32>,
+    /// Per-GPU energy sum (unallocated, allocated), pJ, and energy from the total power, pJ.
+    pub energy_pj: (u128, u128, u128),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    NotArrived,
+    Pending,
+    Running,
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Computing,
+    Restarting,
+    Checkpointing,
+}
+
+#[derive(Debug, Clone)]
+struct JobState {
+    status: Status,
+    phase: Phase,
+    cfg: Option<Config>,
+    gpus: Vec<u32>,
+    work_done: f64,
+    rate: f64,
+    phase_since: Nanos,
+    gen: u32,
+    work_at_ckpt: f64,
+    energy_pj: u128,
+    energy_at_ckpt: u128,
+    power_mw: u64,
+    energy_since: Nanos,
+    needs_restart: bool,
+    completed_at: Option<Nanos>,
+    list_pos: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+struct UserAcc {
+    gpus: u32,
+    gpu_ns: u128,
+    power_mw: u64,
+    energy_pj: u128,
+    since: Nanos,
+}
+
+impl UserAcc {
+    fn touch(&mut self, now: Nanos) {
+        let dt = (now - self.since) as u128;
+        self.gpu_ns += self.gpus as u128 * dt;
+        self.energy_pj += self.power_mw as u128 * dt;
+        self.since = now;
+    }
+}
+
+/// Counters the results need.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Counters {
+    pub events: u64,
+    pub preemptions: u64,
+    pub resizes: u64,
+    pub checkpoints: u64,
+    pub wasted_pj: u128,
+    pub lost_work: f64,
+}
+
+struct Sim<'a> {
+    sc: &'a Scenario,
+    kind: PolicyKind,
+    specs: Vec<ea2p_core::jobmodel::GpuSpec>,
+    profiles: Vec<ModelProfile>,
+    jobs: &'a [JobSpec],
+    st: Vec<JobState>,
+    users: Vec<UserAcc>,
+    queue: EventQueue,
+    cluster: Cluster,
+    pending: Vec<u32>,
+    running: Vec<u32>,
+    next_arrival: usize,
+    round_at: Option<Nanos>,
+    cap_w: Option<f64>,
+    counters: Counters,
+    opts: RunOptions,
+    power_trace: Vec<(Nanos, u64)>,
+    completions: Vec<u32>,
+    // Reused buffers of a round.
+    views: Vec<JobView>,
+    view_job: Vec<u32>,
+    scratch: Vec<u32>,
+    decisions: Vec<Decision>,
+    free: Vec<u32>,
+}
+
+/// Runs `kind` on `jobs` (from [`crate::workload::generate`]) over the scenario's horizon.
+pub fn run(
+    sc: &Scenario,
+    kind: PolicyKind,
+    jobs: &[JobSpec],
+    run_index: u32,
+) -> Result<RunResult, SimError> {
+    run_with(sc, kind, jobs, run_index, RunOptions::default()).map(|o| o.result)
+}
+
+/// [`run`] with options; returns the extra records too.
+pub fn run_with(
+    sc: &Scenario,
+    kind: PolicyKind,
+    jobs: &[JobSpec],
+    run_index: u32,
+    opts: RunOptions,
+) -> Result<RunOutput, SimError> {
+    let specs = sc.specs();
+    let users = jobs
+        .iter()
+        .map(|j| j.user + 1)
+        .max()
+        .unwrap_or(0)
+        .max(sc.users) as usize;
+    let mut sim = Sim {
+        sc,
+        kind,
+        profiles: sc.profiles(),
+        cluster: Cluster::new(&specs, &sc.gpu_counts),
+        specs,
+        jobs,
+        st: jobs
+            .iter()
+            .map(|_| JobState {
+                status: Status::NotArrived,
+                phase: Phase::Computing,
+                cfg: None,
+                gpus: Vec::new(),
+                work_done: 0.0,
+                rate: 0.0,
+                phase_since: 0,
+                gen: 0,
+                work_at_ckpt: 0.0,
+                energy_pj: 0,
+                energy_at_ckpt: 0,
+                power_mw: 0,
+                energy_since: 0,
+                needs_restart: false,
+                completed_at: None,
+                list_pos: 0,
+            })
+            .collect(),
+        users: vec![UserAcc::default(); users],
+        queue: EventQueue::new(),
+        pending: Vec::new(),
+        running: Vec::new(),
+        next_arrival: 0,
+        round_at: None,
+        cap_w: sc.power_cap_w,
+        counters: Counters::default(),
+        opts,
+        power_trace: Vec::new(),
+        completions: vec![0; jobs.len()],
+        views: Vec::new(),
+        view_job: Vec::new(),
+        scratch: Vec::new(),
+        decisions: Vec::new(),
+        free: Vec::new(),
+    };
+    sim.run()?;
+    let horizon = sc.horizon();
+    let result = results::collect(
+        sc,
+        kind,
+        run_index,
+        jobs,
+        &sim.completed_times(),
+        &sim.cluster,
+        &sim.counters,
+        horizon,
+        &sim.job_energy_j(),
+    );
+    let (i, a) = sim.cluster.gpu_energy_pj();
+    Ok(RunOutput {
+        result,
+        power_trace: sim.power_trace,
+        completions: sim.completions,
+        energy_pj: (i, a, sim.cluster.cluster_energy_pj()),
+    })
+}
+
+impl Sim<'_> {
+    fn err(&self, now: Nanos, detail: String) -> SimError {
+        SimError::BadDecision {
+            policy: self.kind.name(),
+            time_s: secs(now),
+            detail,
+        }
+    }
+
+    fn run(&mut self) -> Result<(), SimError> {
+        let horizon = self.sc.horizon();
+        self.cluster.set_cap(0, self.cap_w);
+        self.record_power(0);
+        if !self.jobs.is_empty() {
+            self.queue.push(self.jobs[0].arrival, EventKind::Arrival);
+        }
+        self.queue.push(0, EventKind::Tick);
+        for (i, c) in self.sc.cap_changes.iter().enumerate() {
+            self.queue.push(c.at, EventKind::PowerCap(i as u32));
+        }
+        while let Some(ev) = self.queue.pop_before(horizon) {
+            let now = ev.time;
+            self.counters.events += 1;
+            match ev.kind {
+                EventKind::Arrival => {
+                    let j = self.next_arrival;
+                    self.next_arrival += 1;
+                    self.st[j].status = Status::Pending;
+                    self.push_list(j as u32, true);
+                    if let Some(next) = self.jobs.get(self.next_arrival) {
+                        self.queue.push(next.arrival.max(now), EventKind::Arrival);
+                    }
+                    self.request_round(now);
+                }
+                EventKind::Completion { job, gen } => {
+                    if self.st[job as usize].gen == gen
+                        && self.st[job as usize].status == Status::Running
+                    {
+                        self.complete(job, now);
+                        self.request_round(now);
+                    }
+                }
+                EventKind::Checkpoint { job, gen } => {
+                    if self.st[job as usize].gen == gen
+                        && self.st[job as usize].status == Status::Running
+                    {
+                        self.checkpoint(job, now);
+                    }
+                }
+                EventKind::PhaseDone { job, gen } => {
+                    if self.st[job as usize].gen == gen
+                        && self.st[job as usize].status == Status::Running
+                    {
+                        self.phase_done(job, now);
+                    }
+                }
+                EventKind::Round => {
+                    if self.round_at == Some(now) {
+                        self.round_at = None;
+                    }
+                    self.round(now)?;
+                }
+                EventKind::Tick => {
+                    self.round(now)?;
+                    self.queue
+                        .push(now + self.sc.round_interval, EventKind::Tick);
+                }
+                EventKind::PowerCap(i) => {
+                    self.cap_w = self.sc.cap_changes[i as usize].watts;
+                    self.cluster.set_cap(now, self.cap_w);
+                    // The policy answers at the same instant: the over-cap state lasts no time.
+                    self.round(now)?;
+                }
+            }
+            self.record_power(now);
+            if self.opts.check_invariants {
+                self.check(now)?;
+            }
+        }
+        // Close every account at the horizon.
+        for j in self.running.clone() {
+            self.sync(j, horizon);
+        }
+        for u in &mut self.users {
+            u.touch(horizon);
+        }
+        self.cluster.settle(horizon);
+        Ok(())
+    }
+
+    fn record_power(&mut self, now: Nanos) {
+        if self.opts.record_power {
+            let p = self.cluster.power_mw();
+            if self.power_trace.last().is_none_or(|&(_, q)| q != p) {
+                self.power_trace.push((now, p));
+            }
+        }
+    }
+
+    fn request_round(&mut self, now: Nanos) {
+        if self.round_at != Some(now) {
+            self.round_at = Some(now);
+            self.queue.push(now, EventKind::Round);
+        }
+    }
+
+    // --- lists -------------------------------------------------------------------------------
+
+    fn push_list(&mut self, j: u32, pending: bool) {
+        let list = if pending {
+            &mut self.pending
+        } else {
+            &mut self.running
+        };
+        self.st[j as usize].list_pos = list.len() as u32;
+        list.push(j);
+    }
+
+    fn remove_list(&mut self, j: u32, pending: bool) {
+        let pos = self.st[j as usize].list_pos as usize;
+        let list = if pending {
+            &mut self.pending
+        } else {
+            &mut self.running
+        };
+        debug_assert_eq!(list[pos], j);
+        list.swap_remove(pos);
+        if let Some(&moved) = list.get(pos) {
+            self.st[moved as usize].list_pos = pos as u32;
+        }
+    }
+
+    // --- job state ---------------------------------------------------------------------------
+
+    /// Brings a running job's energy and progress up to `now`.
+    fn sync(&mut self, j: u32, now: Nanos) {
+        let s = &mut self.st[j as usize];
+        s.energy_pj += s.power_mw as u128 * (now - s.energy_since) as u128;
+        s.energy_since = now;
+        if s.status == Status::Running && s.phase == Phase::Computing {
+            s.work_done =
+                (s.work_done + s.rate * secs(now - s.phase_since)).min(self.jobs[j as usize].work);
+        }
+        s.phase_since = now;
+    }
+
+    fn set_job_power(&mut self, j: u32, per_gpu_mw: u64, now: Nanos) {
+        let user = self.jobs[j as usize].user as usize;
+        self.users[user].touch(now);
+        let s = &mut self.st[j as usize];
+        let new = per_gpu_mw * s.gpus.len() as u64;
+        self.users[user].power_mw = self.users[user].power_mw - s.power_mw + new;
+        s.power_mw = new;
+        self.cluster.set_power(&s.gpus, per_gpu_mw, now);
+    }
+
+    fn enter_computing(&mut self, j: u32, now: Nanos) {
+        let cfg = self.st[j as usize]
+            .cfg
+            .expect("a running job has a configuration");
+        let perf = evaluate(
+            &self.profiles[self.jobs[j as usize].model as usize],
+            &self.specs,
+            &cfg,
+        )
+        .expect("configuration checked when applied");
+        self.set_job_power(j, mw(perf.power_per_gpu_w), now);
+        let s = &mut self.st[j as usize];
+        s.phase = Phase::Computing;
+        s.phase_since = now;
+        s.rate = perf.goodput;
+        s.gen = s.gen.wrapping_add(1);
+        let remaining = (self.jobs[j as usize].work - s.work_done).max(0.0);
+        let dt = libm::ceil(remaining / perf.goodput * NANOS_PER_SEC as f64) as Nanos;
+        let gen = s.gen;
+        self.queue
+            .push(now + dt, EventKind::Completion { job: j, gen });
+        let ck = self.sc.checkpoint_interval;
+        if ck < dt {
+            self.queue
+                .push(now + ck, EventKind::Checkpoint { job: j, gen });
+        }
+    }
+
+    fn enter_pause(&mut self, j: u32, phase: Phase, dur: Nanos, now: Nanos) {
+        let ty = self.st[j as usize].cfg.expect("running").gpu_type as usize;
+        self.set_job_power(j, mw(self.specs[ty].allocated_idle_w), now);
+        let s = &mut self.st[j as usize];
+        s.phase = phase;
+        s.phase_since = now;
+        s.gen = s.gen.wrapping_add(1);
+        let gen = s.gen;
+        self.queue
+            .push(now + dur, EventKind::PhaseDone { job: j, gen });
+    }
+
+    /// Computes again, or restarts first if the job lost its GPUs since it last computed.
+    fn resume(&mut self, j: u32, now: Nanos) {
+        if self.st[j as usize].needs_restart && self.sc.restart_time > 0 {
+            self.enter_pause(j, Phase::Restarting, self.sc.restart_time, now);
+        } else {
+            self.st[j as usize].needs_restart = false;
+            self.enter_computing(j, now);
+        }
+    }
+
+    fn check_cfg(&self, j: u32, cfg: &Config, now: Nanos) -> Result<(), SimError> {
+        let spec = &self.jobs[j as usize];
+        evaluate(&self.profiles[spec.model as usize], &self.specs, cfg).map_err(|e| {
+            self.err(
+                now,
+                format!("job {}: configuration {cfg:?}: {e:?}", spec.id),
+            )
+        })?;
+        if spec.rigid {
+            let r = spec.request;
+            if r.gpus != cfg.gpus
+                || r.batch != cfg.batch
+                || r.gpu_type.is_some_and(|t| t != cfg.gpu_type)
+            {
+                return Err(self.err(
+                    now,
+                    format!(
+                        "rigid job {} moved off its request {r:?} to {cfg:?}",
+                        spec.id
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, j: u32, cfg: Config, now: Nanos) -> Result<(), SimError> {
+        if self.st[j as usize].status != Status::Pending {
+            return Err(self.err(now, format!("start of job {} which is not pending", j)));
+        }
+        self.check_cfg(j, &cfg, now)?;
+        let ty = cfg.gpu_type as usize;
+        let idle = mw(self.specs[ty].allocated_idle_w);
+        let Some(gpus) = self.cluster.allocate(ty, cfg.gpus, j, idle, now) else {
+            return Err(self.err(
+                now,
+                format!(
+                    "job {} wants {} GPUs of type {ty}, {} free",
+                    j,
+                    cfg.gpus,
+                    self.cluster.free_count(ty)
+                ),
+            ));
+        };
+        self.remove_list(j, true);
+        self.push_list(j, false);
+        let user = self.jobs[j as usize].user as usize;
+        self.users[user].touch(now);
+        self.users[user].gpus += cfg.gpus;
+        self.users[user].power_mw += idle * cfg.gpus as u64;
+        let s = &mut self.st[j as usize];
+        s.status = Status::Running;
+        s.cfg = Some(cfg);
+        s.gpus = gpus;
+        s.power_mw = idle * cfg.gpus as u64;
+        s.energy_since = now;
+        s.phase_since = now;
+        self.resume(j, now);
+        Ok(())
+    }
+
+    fn release(&mut self, j: u32, now: Nanos) {
+        let user = self.jobs[j as usize].user as usize;
+        self.users[user].touch(now);
+        let s = &mut self.st[j as usize];
+        self.users[user].gpus -= s.gpus.len() as u32;
+        self.users[user].power_mw -= s.power_mw;
+        s.power_mw = 0;
+        let gpus = std::mem::take(&mut s.gpus);
+        self.cluster.release(&gpus, now);
+    }
+
+    fn preempt(&mut self, j: u32, now: Nanos) -> Result<(), SimError> {
+        if self.st[j as usize].status != Status::Running {
+            return Err(self.err(now, format!("preemption of job {} which is not running", j)));
+        }
+        self.sync(j, now);
+        let s = &mut self.st[j as usize];
+        self.counters.lost_work += s.work_done - s.work_at_ckpt;
+        self.counters.wasted_pj += s.energy_pj - s.energy_at_ckpt;
+        s.work_done = s.work_at_ckpt;
+        s.energy_at_ckpt = s.energy_pj;
+        s.status = Status::Pending;
+        s.cfg = None;
+        s.needs_restart = true;
+        s.gen = s.gen.wrapping_add(1);
+        self.counters.preemptions += 1;
+        self.release(j, now);
+        self.remove_list(j, false);
+        self.push_list(j, true);
+        Ok(())
+    }
+
+    fn resize(&mut self, j: u32, cfg: Config, now: Nanos) -> Result<(), SimError> {
+        if self.st[j as usize].status != Status::Running {
+            return Err(self.err(now, format!("resize of job {} which is not running", j)));
+        }
+        self.check_cfg(j, &cfg, now)?;
+        let cur = self.st[j as usize].cfg.expect("running");
+        self.sync(j, now);
+        if cur.gpu_type == cfg.gpu_type && cur.gpus == cfg.gpus && cur.batch == cfg.batch {
+            // A power limit alone: applied at once, no restart.
+            self.st[j as usize].cfg = Some(cfg);
+            if self.st[j as usize].phase == Phase::Computing {
+                self.enter_computing(j, now);
+            }
+            return Ok(());
+        }
+        let ty = cfg.gpu_type as usize;
+        let own = if cur.gpu_type == cfg.gpu_type {
+            cur.gpus
+        } else {
+            0
+        };
+        if self.cluster.free_count(ty) + own < cfg.gpus {
+            return Err(self.err(
+                now,
+                format!("resize of job {j} to {cfg:?}: not enough free GPUs"),
+            ));
+        }
+        // Checkpoint first: a resize loses no work.
+        let s = &mut self.st[j as usize];
+        s.work_at_ckpt = s.work_done;
+        s.energy_at_ckpt = s.energy_pj;
+        self.release(j, now);
+        let idle = mw(self.specs[ty].allocated_idle_w);
+        let gpus = self
+            .cluster
+            .allocate(ty, cfg.gpus, j, idle, now)
+            .expect("checked above");
+        let user = self.jobs[j as usize].user as usize;
+        self.users[user].touch(now);
+        self.users[user].gpus += cfg.gpus;
+        self.users[user].power_mw += idle * cfg.gpus as u64;
+        let s = &mut self.st[j as usize];
+        s.gpus = gpus;
+        s.cfg = Some(cfg);
+        s.power_mw = idle * cfg.gpus as u64;
+        s.needs_restart = true;
+        self.counters.resizes += 1;
+        self.resume(j, now);
+        Ok(())
+    }
+
+    fn complete(&mut self, j: u32, now: Nanos) {
+        self.sync(j, now);
+        let s = &mut self.st[j as usize];
+        s.work_done = self.jobs[j as usize].work;
+        s.status = Status::Done;
+        s.completed_at = Some(now);
+        s.gen = s.gen.wrapping_add(1);
+        self.completions[j as usize] += 1;
+        self.release(j, now);
+        self.remove_list(j, false);
+    }
+
+    fn mark_checkpoint(&mut self, j: u32) {
+        let s = &mut self.st[j as usize];
+        s.work_at_ckpt = s.work_done;
+        s.energy_at_ckpt = s.energy_pj;
+        self.counters.checkpoints += 1;
+    }
+
+    fn checkpoint(&mut self, j: u32, now: Nanos) {
+        if self.st[j as usize].phase != Phase::Computing {
+            return;
+        }
+        self.sync(j, now);
+        if self.sc.checkpoint_time > 0 {
+            self.enter_pause(j, Phase::Checkpointing, self.sc.checkpoint_time, now);
+        } else {
+            self.mark_checkpoint(j);
+            let gen = self.st[j as usize].gen;
+            self.queue.push(
+                now + self.sc.checkpoint_interval,
+                EventKind::Checkpoint { job: j, gen },
+            );
+        }
+    }
+
+    fn phase_done(&mut self, j: u32, now: Nanos) {
+        self.sync(j, now);
+        match self.st[j as usize].phase {
+            Phase::Restarting => {
+                // The restart's energy did no work: wasted. The job is now at its checkpoint.
+                let s = &mut self.st[j as usize];
+                self.counters.wasted_pj += s.energy_pj - s.energy_at_ckpt;
+                s.energy_at_ckpt = s.energy_pj;
+                s.needs_restart = false;
+            }
+            Phase::Checkpointing => self.mark_checkpoint(j),
+            Phase::Computing => {}
+        }
+        self.enter_computing(j, now);
+    }
+
+    // --- rounds ------------------------------------------------------------------------------
+
+    fn round(&mut self, now: Nanos) -> Result<(), SimError> {
+        // A full decision buffer means "apply these and ask again"; a few passes always suffice
+        // because each pass starts at least one job or changes nothing.
+        for _ in 0..8 {
+            self.build_views(now);
+            let cap = (self.cluster.len() * 2 + 16).min(self.views.len() * 2 + 16);
+            self.decisions.clear();
+            self.decisions.resize(cap, Decision::Preempt { job: 0 });
+            self.scratch.clear();
+            self.scratch.resize(self.views.len(), 0);
+            self.free.clear();
+            self.free
+                .extend((0..self.specs.len()).map(|t| self.cluster.free_count(t)));
+            let view = ClusterView {
+                now,
+                gpu_specs: &self.specs,
+                total: self.cluster.totals(),
+                free: &self.free,
+                power_cap_w: self.cap_w,
+                models: &self.profiles,
+            };
+            let mut out = Decisions::new(&mut self.decisions);
+            policy::schedule(
+                self.kind,
+                &self.sc.params,
+                &view,
+                &self.views,
+                &mut self.scratch,
+                &mut out,
+            )
+            .map_err(|e| SimError::Policy {
+                policy: self.kind.name(),
+                detail: format!("{e:?}"),
+            })?;
+            let n = out.len();
+            let full = out.is_full();
+            for k in 0..n {
+                match self.decisions[k] {
+                    Decision::Start { job, cfg } => {
+                        self.start(self.view_job[job as usize], cfg, now)?
+                    }
+                    Decision::Resize { job, cfg } => {
+                        self.resize(self.view_job[job as usize], cfg, now)?
+                    }
+                    Decision::Preempt { job } => self.preempt(self.view_job[job as usize], now)?,
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn build_views(&mut self, now: Nanos) {
+        self.views.clear();
+        self.view_job.clear();
+        for li in 0..2 {
+            let list = if li == 0 {
+                &self.pending
+            } else {
+                &self.running
+            };
+            for &j in list {
+                let spec = &self.jobs[j as usize];
+                let s = &self.st[j as usize];
+                let mut done = s.work_done;
+                if s.status == Status::Running && s.phase == Phase::Computing {
+                    done = (done + s.rate * secs(now - s.phase_since)).min(spec.work);
+                }
+                let u = &self.users[spec.user as usize];
+                let dt = (now - u.since) as u128;
+                self.views.push(JobView {
+                    id: spec.id,
+                    model: spec.model,
+                    user: spec.user,
+                    arrival: spec.arrival,
+                    remaining_work: spec.work - done,
+                    deadline: spec.deadline,
+                    urgent: spec.urgent,
+                    rigid: spec.rigid,
+                    request: spec.request,
+                    running: if s.status == Status::Running {
+                        s.cfg
+                    } else {
+                        None
+                    },
+                    work_at_risk: (done - s.work_at_ckpt).max(0.0),
+                    user_gpu_s: (u.gpu_ns + u.gpus as u128 * dt) as f64 / NANOS_PER_SEC as f64,
+                    user_energy_j: pj_to_j(u.energy_pj + u.power_mw as u128 * dt),
+                });
+                self.view_job.push(j);
+            }
+        }
+    }
+
+    // --- results and checks ------------------------------------------------------------------
+
+    fn completed_times(&self) -> Vec<Option<Nanos>> {
+        self.st.iter().map(|s| s.completed_at).collect()
+    }
+
+    fn job_energy_j(&self) -> Vec<f64> {
+        self.st.iter().map(|s| pj_to_j(s.energy_pj)).collect()
+    }
+
+    fn check(&self, now: Nanos) -> Result<(), SimError> {
+        let bad = |detail: String| SimError::Invariant {
+            time_s: secs(now),
+            detail,
+        };
+        let mut held = 0usize;
+        for &j in &self.running {
+            let s = &self.st[j as usize];
+            let cfg = s
+                .cfg
+                .ok_or_else(|| bad(format!("running job {j} has no configuration")))?;
+            if s.gpus.len() != cfg.gpus as usize {
+                return Err(bad(format!(
+                    "job {j} holds {} GPUs, configured for {}",
+                    s.gpus.len(),
+                    cfg.gpus
+                )));
+            }
+            for &g in &s.gpus {
+                if self.cluster.holder(g) != j {
+                    return Err(bad(format!(
+                        "job {j} lists GPU {g}, held by {}",
+                        self.cluster.holder(g)
+                    )));
+                }
+                if self.cluster.gpu_type(g) != cfg.gpu_type {
+                    return Err(bad(format!("job {j} holds GPU {g} of the wrong type")));
+                }
+            }
+            held += s.gpus.len();
+        }
+        let holders = (0..self.cluster.len() as u32)
+            .filter(|&g| self.cluster.holder(g) != crate::cluster::NO_JOB)
+            .count();
+        if holders != held {
+            return Err(bad(format!("{holders} GPUs have a holder but running jobs list {held}: a GPU is held twice or leaked")));
+        }
+        if let Some(j) = self.completions.iter().position(|&c| c > 1) {
+            return Err(bad(format!(
+                "job {j} completed {} times",
+                self.completions[j]
+            )));
+        }
+        if self.kind == PolicyKind::Charon && self.cluster.max_over_cap_mw() > 0 {
+            return Err(bad(format!(
+                "Charon exceeded the cap by {} mW",
+                self.cluster.max_over_cap_mw()
+            )));
+        }
+        Ok(())
+    }
+}
