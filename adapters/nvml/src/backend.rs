@@ -200,8 +200,14 @@ impl NvmlBackend {
     /// Loads and initialises NVML from [`NVML_LIBRARY`]. Fails cleanly (no panic, no link-time
     /// dependency) when the library or the driver is missing.
     pub fn init() -> Result<Self, crate::NvmlUnavailable> {
+        Self::init_from(std::ffi::OsStr::new(NVML_LIBRARY))
+    }
+
+    /// Loads and initialises NVML from `path` (a file name searched by the loader, or a path).
+    /// Errors name [`NVML_LIBRARY`] as the library, whatever `path` is.
+    pub fn init_from(path: &std::ffi::OsStr) -> Result<Self, crate::NvmlUnavailable> {
         let nvml = Nvml::builder()
-            .lib_path(std::ffi::OsStr::new(NVML_LIBRARY))
+            .lib_path(path)
             .init()
             .map_err(crate::NvmlUnavailable::from_init_error)?;
         Ok(Self {

@@ -237,6 +237,23 @@ fn process_probe_feeds_attribution() {
 }
 
 #[test]
+fn a_library_without_nvml_symbols_is_rejected_by_name() {
+    // libc loads fine but is not NVML: the first symbol NVML needs is missing.
+    let e = ea2p_nvml::NvmlBackend::init_from(std::ffi::OsStr::new("libc.so.6")).unwrap_err();
+    let NvmlUnavailable::MissingSymbol { symbol, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert!(symbol.contains("nvmlInit_v2"), "{symbol}");
+    assert!(e.to_string().contains("update the NVIDIA driver"));
+    let e =
+        ea2p_nvml::NvmlBackend::init_from(std::ffi::OsStr::new("libea2p-none.so.3")).unwrap_err();
+    assert!(
+        matches!(e, NvmlUnavailable::LibraryNotFound { .. }),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn real_library_absence_is_an_error_value() {
     // SAFETY: loading the NVML library runs its initialisers, which NVIDIA documents as safe to
     // load in any process; no symbol is called here.
