@@ -29,6 +29,12 @@ fn main() {
         .unwrap_or(3.0);
     let with_load = args.iter().any(|a| a == "--load");
     let transition = args.iter().any(|a| a == "--transition");
+    let list_only = args.iter().any(|a| a == "--list");
+    let attribution_secs: Option<f64> = args
+        .iter()
+        .position(|a| a == "--attribution")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok());
 
     let mut gpus = match discover(&Selection::from_env()) {
         Ok(g) => g,
@@ -50,6 +56,13 @@ fn main() {
     let backend: Arc<NvmlBackend> = Arc::clone(gpus.backend());
     let gpu = gpus.sources[0].gpu_index();
 
+    if list_only {
+        return;
+    }
+    if let Some(secs) = attribution_secs {
+        attribution(&gpus, secs);
+        return;
+    }
     if transition {
         call_costs(&backend, gpu);
         load_transition(&backend, gpu);
@@ -181,6 +194,58 @@ fn main() {
             Err(_) => println!("load: thread panicked"),
         }
     }
+}
+
+/// Runs this process's CUDA load and prints, every 500 ms, the processes on each GPU, their SM
+/// utilisation since the previous probe, and this process's share.
+fn attribution(gpus: &ea2p_nvml::NvmlGpus, secs: f64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || cuda_load(&stop))
+    };
+    let me = std::process::id();
+    let ours: BTreeSet<u32> = [me].into_iter().collect();
+    println!("== attribution every 500 ms for {secs} s; this process is pid {me} ==");
+    let mut probe = gpus.process_probe();
+    let t0 = Instant::now();
+    while t0.elapsed().as_secs_f64() < secs {
+        std::thread::sleep(Duration::from_millis(500));
+        for a in probe.sample() {
+            let procs: Vec<String> = match &a.processes {
+                Ok(v) => v
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{}:{}MiB",
+                            p.pid,
+                            p.used_memory_bytes.map_or(0, |b| b >> 20)
+                        )
+                    })
+                    .collect(),
+                Err(e) => vec![format!("error {e}")],
+            };
+            let mut sm: std::collections::BTreeMap<u32, (u32, u32)> = Default::default();
+            if let Ok(v) = &a.utilization {
+                for s in v {
+                    let e = sm.entry(s.pid).or_default();
+                    e.0 += s.sm_percent;
+                    e.1 += 1;
+                }
+            }
+            println!(
+                "t={:5.1}s gpu {} processes [{}] sm%(sum,samples) {:?} share of {me}: {:?}",
+                t0.elapsed().as_secs_f64(),
+                a.gpu_index,
+                procs.join(" "),
+                sm,
+                a.share(&ours)
+                    .map(|s| (format!("{:.3}", s.fraction), s.basis))
+            );
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    println!("load: {:?}", load.join().map_err(|_| "panicked"));
 }
 
 /// Mean wall time of each NVML query used per read.

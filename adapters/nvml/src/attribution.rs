@@ -5,7 +5,8 @@
 //! memory held and, on Maxwell and later, streaming-multiprocessor (SM) utilisation samples. The
 //! share is the measured pids' part of the SM utilisation when there is any, else their part of
 //! the GPU memory, else all or nothing when only measured (or only other) processes run.
-//! [`ProcessProbe`] collects these per GPU; [`energy_share`] is the pure computation.
+//! [`ProcessProbe`] collects these per GPU, [`ActivityTally`] sums them over a run or window, and
+//! [`energy_share`] is the pure computation for one probe.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -45,6 +46,15 @@ pub fn energy_share(
     for s in samples {
         *sm_by_pid.entry(s.pid).or_default() += u64::from(s.sm_percent);
     }
+    share_of(&sm_by_pid, processes, pids)
+}
+
+/// The one share formula: SM utilisation summed per pid, else memory, else all or nothing.
+fn share_of(
+    sm_by_pid: &BTreeMap<u32, u64>,
+    processes: &[GpuProcess],
+    pids: &BTreeSet<u32>,
+) -> Option<Share> {
     let sm_total: u64 = sm_by_pid.values().sum();
     if sm_total > 0 {
         let ours: u64 = sm_by_pid
@@ -85,6 +95,61 @@ pub fn energy_share(
         fraction: fraction(ours as f64, total as f64),
         basis: ShareBasis::Memory,
     })
+}
+
+/// Activity of one GPU accumulated over many probes, for the share over a whole run or window.
+///
+/// One probe is a poor basis on its own: on an H100 shared by two time-sliced processes, each
+/// probe 500 ms apart returned one sample per process, often 99% for one and nothing for the
+/// other, alternating; summed over ten probes the split was 453:430, close to the even split the
+/// time slicing gives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActivityTally {
+    sm_by_pid: BTreeMap<u32, u64>,
+    processes: BTreeMap<u32, GpuProcess>,
+    probes: u64,
+}
+
+impl ActivityTally {
+    /// An empty tally.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one probe of the GPU (failed queries add nothing).
+    pub fn add(&mut self, activity: &GpuActivity) {
+        self.probes += 1;
+        if let Ok(samples) = &activity.utilization {
+            for s in samples {
+                *self.sm_by_pid.entry(s.pid).or_default() += u64::from(s.sm_percent);
+            }
+        }
+        if let Ok(processes) = &activity.processes {
+            for p in processes {
+                self.processes
+                    .entry(p.pid)
+                    .and_modify(|e| {
+                        e.used_memory_bytes = match (e.used_memory_bytes, p.used_memory_bytes) {
+                            (Some(a), Some(b)) => Some(a.max(b)),
+                            (a, b) => a.or(b),
+                        }
+                    })
+                    .or_insert(*p);
+            }
+        }
+    }
+
+    /// Probes added.
+    pub fn probes(&self) -> u64 {
+        self.probes
+    }
+
+    /// The share of `pids` over everything added: summed SM utilisation, else the largest
+    /// memory each process held, else all or nothing (see [`energy_share`]).
+    pub fn share(&self, pids: &BTreeSet<u32>) -> Option<Share> {
+        let processes: Vec<GpuProcess> = self.processes.values().copied().collect();
+        share_of(&self.sm_by_pid, &processes, pids)
+    }
 }
 
 fn fraction(part: f64, whole: f64) -> f64 {
@@ -221,6 +286,40 @@ mod tests {
         assert_eq!(energy_share(&mixed_unknown_memory, &[], &pids(&[1])), None);
         let zero_memory = [proc(1, Some(0)), proc(2, Some(0))];
         assert_eq!(energy_share(&zero_memory, &[], &pids(&[1])), None);
+    }
+
+    #[test]
+    fn tally_sums_alternating_probes() {
+        let probe = |samples: Vec<ProcessUtilization>| GpuActivity {
+            gpu_index: 0,
+            processes: Ok(vec![proc(1, Some(10)), proc(2, Some(30))]),
+            utilization: Ok(samples),
+        };
+        let mut tally = ActivityTally::new();
+        assert_eq!(tally.share(&pids(&[1])), None);
+        for p in [
+            probe(vec![util(1, 99)]),
+            probe(vec![util(2, 99)]),
+            probe(vec![util(2, 99)]),
+            probe(vec![util(1, 50), util(2, 50)]),
+        ] {
+            tally.add(&p);
+        }
+        tally.add(&GpuActivity {
+            gpu_index: 0,
+            processes: Err(BackendError::NotSupported),
+            utilization: Err(BackendError::NotSupported),
+        });
+        assert_eq!(tally.probes(), 5);
+        let s = tally.share(&pids(&[1])).unwrap();
+        assert_eq!(s.basis, ShareBasis::SmUtilization);
+        assert!((s.fraction - 149.0 / 397.0).abs() < 1e-12);
+
+        let mut idle = ActivityTally::new();
+        idle.add(&probe(vec![]));
+        let s = idle.share(&pids(&[1])).unwrap();
+        assert_eq!(s.basis, ShareBasis::Memory);
+        assert!((s.fraction - 0.25).abs() < 1e-12);
     }
 
     #[test]

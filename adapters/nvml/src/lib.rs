@@ -29,7 +29,7 @@ use ea2p_core::source::{
 use ea2p_core::units::{Nanos, NANOS_PER_MS, NANOS_PER_SEC};
 use nvml_wrapper::error::NvmlError;
 
-pub use attribution::{energy_share, GpuActivity, ProcessProbe, Share, ShareBasis};
+pub use attribution::{energy_share, ActivityTally, GpuActivity, ProcessProbe, Share, ShareBasis};
 pub use backend::{
     Architecture, BackendError, GpuBackend, GpuProcess, NvmlBackend, PowerLimitsMw, ProcessKind,
     ProcessUtilization, NVML_LIBRARY,
