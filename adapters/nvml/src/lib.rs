@@ -109,7 +109,7 @@ pub enum NvmlUnavailable {
         detail: String,
     },
     /// The library lacks an entry point (driver too old for this build).
-    #[error("{library} lacks {symbol}; update the NVIDIA driver")]
+    #[error("{library}: missing entry point ({symbol}); update the NVIDIA driver")]
     MissingSymbol {
         /// The file name loaded.
         library: &'static str,

@@ -73,7 +73,10 @@ pub enum LoadError {
         symbol: &'static str,
     },
     /// A setup call failed.
-    #[error("{library}: {call} failed with status {status}")]
+    #[error(
+        "{library}: {call} failed with status {status} (is the amdgpu kernel driver loaded, and \
+         are /dev/kfd and /dev/dri/renderD* accessible to this user, e.g. via the render group?)"
+    )]
     Call {
         /// The file name.
         library: &'static str,
@@ -532,6 +535,18 @@ mod tests {
         let c = candidates("libx.so", Some(OsStr::new("/opt/rocm")));
         assert_eq!(c.len(), 2);
         assert_eq!(candidates("libx.so", None).len(), 2);
+    }
+
+    #[test]
+    fn failed_setup_call_says_what_to_check() {
+        let e = LoadError::Call {
+            library: RSMI_LIBRARY,
+            call: "rsmi_init",
+            status: 8,
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("rsmi_init failed with status 8"), "{msg}");
+        assert!(msg.contains("amdgpu kernel driver"), "{msg}");
     }
 
     #[test]
