@@ -60,8 +60,12 @@ pub struct RunOutput {
     pub power_trace: Vec<(Nanos, u64)>,
     /// Times each job completed (0 or 1 if all is well).
     pub completions: Vec<u32>,
+    /// When each job first started, if it did.
+    pub first_starts: Vec<Option<Nanos>>,
     /// Per-GPU energy sum (unallocated, allocated), pJ, and energy from the total power, pJ.
     pub energy_pj: (u128, u128, u128),
+    /// Largest excess of cluster power over the cap in force, over intervals of positive length, mW.
+    pub max_over_cap_mw: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +100,7 @@ struct JobState {
     energy_since: Nanos,
     needs_restart: bool,
     completed_at: Option<Nanos>,
+    first_start: Option<Nanos>,
     list_pos: u32,
 }
 
@@ -205,6 +210,7 @@ pub fn run_with(
                 energy_since: 0,
                 needs_restart: false,
                 completed_at: None,
+                first_start: None,
                 list_pos: 0,
             })
             .collect(),
@@ -242,8 +248,10 @@ pub fn run_with(
     Ok(RunOutput {
         result,
         power_trace: sim.power_trace,
+        first_starts: sim.st.iter().map(|s| s.first_start).collect(),
         completions: sim.completions,
         energy_pj: (i, a, sim.cluster.cluster_energy_pj()),
+        max_over_cap_mw: sim.cluster.max_over_cap_mw(),
     })
 }
 
@@ -505,6 +513,7 @@ impl Sim<'_> {
         self.users[user].power_mw += idle * cfg.gpus as u64;
         let s = &mut self.st[j as usize];
         s.status = Status::Running;
+        s.first_start.get_or_insert(now);
         s.cfg = Some(cfg);
         s.gpus = gpus;
         s.power_mw = idle * cfg.gpus as u64;

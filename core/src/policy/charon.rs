@@ -3,15 +3,17 @@
 //!
 //! Committed power: idle power of every free GPU plus, for every running job, `k x P(cfg)`, the
 //! power of its configuration while it trains (at least what it draws restarting or
-//! checkpointing). Order: arrival (earliest first), skipping jobs that do not fit. Configuration:
+//! checkpointing). Order: Pollux's, `est_remaining_s - age_factor * waited_s` (least first),
+//! skipping jobs that do not fit: the cap is the only difference from a throughput scheduler,
+//! so comparing with Pollux shows what the cap costs. Configuration:
 //! the highest goodput whose added power `k x (P - P_idle)` fits in `Pcap - committed`, trying
 //! lower power limits when the unlimited one does not fit. When the cap drops below the
 //! committed power, running jobs (newest first) move to their lowest power limit, then, if that is
 //! not enough, are preempted newest first.
 
 use super::{
-    fair_share, sort_by_key, split, ClusterView, Decision, Decisions, JobView, Objective,
-    PolicyParams, Probe,
+    age_s, fair_share, sort_by_key, split, ClusterView, Decision, Decisions, JobView, ModelTable,
+    Objective, PolicyParams, Probe,
 };
 use crate::jobmodel::evaluate;
 
@@ -109,7 +111,11 @@ pub fn schedule(
         return;
     }
     let order = &mut front[..p];
-    sort_by_key(order, jobs, |j| j.arrival as f64);
+    let table = ModelTable::new(cluster, params);
+    let now = cluster.now;
+    sort_by_key(order, jobs, |j| {
+        table.est_remaining_s(j) - params.age_factor * age_s(now, j)
+    });
     let share = fair_share(&free, p);
     for &i in order.iter() {
         if free.iter().all(|&f| f == 0) {

@@ -372,11 +372,17 @@ impl ModelTable {
                 }
             }
             t.ref_goodput[m] = if best > 0.0 { best } else { f64::NAN };
+            let request = Request {
+                gpu_type: None,
+                gpus: 1,
+                batch: model.stat.ref_batch,
+            };
             let probe = Probe {
                 model,
                 cluster,
                 params,
                 rigid: None,
+                request,
             };
             if let Some((cfg, p)) = probe.search(&all, u32::MAX, Objective::MinEdp, true, None) {
                 t.min_edp_factor[m] = edp_factor(&cfg, &p);
@@ -436,6 +442,8 @@ pub(crate) struct Probe<'v, 'a> {
     pub params: &'v PolicyParams,
     /// `Some` for a rigid job: the request it must keep.
     pub rigid: Option<Request>,
+    /// What the job asked for (the `Requested` objective uses it).
+    pub request: Request,
 }
 
 impl Probe<'_, '_> {
@@ -449,6 +457,7 @@ impl Probe<'_, '_> {
             cluster,
             params,
             rigid: if job.rigid { Some(job.request) } else { None },
+            request: job.request,
         }
     }
 
@@ -522,7 +531,7 @@ impl Probe<'_, '_> {
                 }
                 match objective {
                     Objective::Requested => {
-                        let req = self.requested();
+                        let req = self.request;
                         if req.gpu_type.is_none_or(|t| t as usize == ty) {
                             let cfg = Config {
                                 gpu_type: ty as u8,
@@ -560,14 +569,6 @@ impl Probe<'_, '_> {
             }
         }
         best.map(|(c, p, _)| (c, p))
-    }
-
-    fn requested(&self) -> Request {
-        Request {
-            gpu_type: None,
-            gpus: 1,
-            batch: self.model.stat.ref_batch,
-        }
     }
 }
 
@@ -674,6 +675,7 @@ pub(crate) fn grow_running(
             cluster,
             params,
             rigid: None,
+            request: job.request,
         };
         let limits = objective == Objective::MinEdp;
         let Some((cfg, p)) = probe.search(&avail, cur.gpus * 2, objective, limits, None) else {
