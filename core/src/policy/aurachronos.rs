@@ -26,7 +26,7 @@ pub fn schedule(
     scratch: &mut [u32],
     out: &mut Decisions<'_>,
 ) {
-    let table = ModelTable::new(cluster, params);
+    let table = ModelTable::new(cluster, params, true);
     let n = jobs.len();
     let (p, r) = split(jobs, scratch);
     let (front, victims) = scratch[..n].split_at_mut(n - r);

@@ -111,7 +111,7 @@ pub fn schedule(
         return;
     }
     let order = &mut front[..p];
-    let table = ModelTable::new(cluster, params);
+    let table = ModelTable::new(cluster, params, false);
     let now = cluster.now;
     sort_by_key(order, jobs, |j| {
         table.est_remaining_s(j) - params.age_factor * age_s(now, j)

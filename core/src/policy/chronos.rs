@@ -18,7 +18,7 @@ pub fn schedule(
     scratch: &mut [u32],
     out: &mut Decisions<'_>,
 ) {
-    let table = ModelTable::new(cluster, params);
+    let table = ModelTable::new(cluster, params, false);
     let (p, _) = split(jobs, scratch);
     let order = &mut scratch[..p];
     let now = cluster.now;

@@ -28,7 +28,7 @@ pub fn schedule(
     scratch: &mut [u32],
     out: &mut Decisions<'_>,
 ) {
-    let table = ModelTable::new(cluster, params);
+    let table = ModelTable::new(cluster, params, true);
     let (p, _) = split(jobs, scratch);
     let order = &mut scratch[..p];
     sort_by_key(order, jobs, |j| score(table.min_edp(j), j.user_energy_j));

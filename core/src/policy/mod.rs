@@ -352,7 +352,9 @@ pub(crate) struct ModelTable {
 }
 
 impl ModelTable {
-    pub(crate) fn new(cluster: &ClusterView<'_>, params: &PolicyParams) -> Self {
+    /// Builds the table; `with_edp` also searches every model's best-EDP configuration (only
+    /// the policies that rank by EDP need it, and it is the costly part).
+    pub(crate) fn new(cluster: &ClusterView<'_>, params: &PolicyParams, with_edp: bool) -> Self {
         let mut t = ModelTable {
             ref_goodput: [f64::NAN; MAX_MODELS],
             min_edp_factor: [f64::INFINITY; MAX_MODELS],
@@ -372,6 +374,9 @@ impl ModelTable {
                 }
             }
             t.ref_goodput[m] = if best > 0.0 { best } else { f64::NAN };
+            if !with_edp {
+                continue;
+            }
             let request = Request {
                 gpu_type: None,
                 gpus: 1,

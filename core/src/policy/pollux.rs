@@ -33,7 +33,7 @@ pub(crate) fn adaptive(
     out: &mut Decisions<'_>,
     objective: Objective,
 ) {
-    let table = ModelTable::new(cluster, params);
+    let table = ModelTable::new(cluster, params, false);
     let n = jobs.len();
     let (p, r) = split(jobs, scratch);
     let (front, back) = scratch[..n].split_at_mut(n - r);
