@@ -6,15 +6,19 @@
 //! highest goodput (up to `max(requested, fair share)` GPUs); best-effort jobs the lowest EDP
 //! (type, `k`, batch, power limit).
 //!
-//! Preemption: an urgent job that does not fit and whose slack is below `urgent_margin_s`
-//! preempts running best-effort jobs, those with the least work since their last checkpoint
-//! first (least work lost), on the first GPU type where that frees enough GPUs for its requested
-//! count. The simulator counts the lost work and its energy.
+//! Urgent jobs start at once on free GPUs when that configuration meets the deadline. Otherwise
+//! their slack is measured against the best configuration the whole cluster could give them:
+//! with slack above `urgent_margin_s` they wait for faster GPUs; with slack in
+//! `[0, urgent_margin_s)` they preempt running best-effort jobs, those with the least work since
+//! their last checkpoint first (least work lost), on the GPU type where the requested count runs
+//! fastest and enough can be freed; with negative slack (the deadline is lost anyway) nothing is
+//! preempted and they run on whatever is free. The simulator counts lost work and its energy.
 
 use super::{
-    fair_share, slack_s, split, ClusterView, Decision, Decisions, JobView, ModelTable, Objective,
-    PolicyParams, Probe, MAX_GPU_TYPES,
+    fair_share, free_of_total, slack_s, split, ClusterView, Decision, Decisions, JobView,
+    ModelTable, Objective, PolicyParams, Probe, MAX_GPU_TYPES,
 };
+use crate::units::secs;
 
 const TAKEN: u32 = u32::MAX;
 
@@ -64,37 +68,72 @@ pub fn schedule(
     });
     let mut free = super::free_of(cluster);
     let share = fair_share(&free, p);
+    let now_s = secs(now);
     for &i in order.iter() {
         let job = &jobs[i as usize];
         let probe = Probe::for_job(cluster, params, job);
-        let found = if job.urgent {
-            probe.search(
-                &free,
-                job.request.gpus.max(share),
-                Objective::MaxGoodput,
-                false,
-                None,
-            )
-        } else {
-            probe.search(&free, share, Objective::MinEdp, true, None)
-        };
+        if !job.urgent {
+            if let Some((cfg, _)) = probe.search(&free, share, Objective::MinEdp, true, None) {
+                if out.push(Decision::Start { job: i, cfg }).is_err() {
+                    return;
+                }
+                free[cfg.gpu_type as usize] -= cfg.gpus;
+            }
+            continue;
+        }
+        let kmax = job.request.gpus.max(share);
+        let deadline_s = job.deadline.map_or(f64::INFINITY, secs);
+        let meets = |goodput: f64| now_s + job.remaining_work / goodput <= deadline_s;
+        let found = probe.search(&free, kmax, Objective::MaxGoodput, false, None);
+        if let Some((cfg, p)) = found {
+            if meets(p.goodput) {
+                if out.push(Decision::Start { job: i, cfg }).is_err() {
+                    return;
+                }
+                free[cfg.gpu_type as usize] -= cfg.gpus;
+                continue;
+            }
+        }
+        // Slack against the best configuration the cluster could give it.
+        let best = probe.search(
+            &free_of_total(cluster),
+            kmax,
+            Objective::MaxGoodput,
+            false,
+            None,
+        );
+        let slack = best.map_or(f64::NEG_INFINITY, |(_, p)| {
+            deadline_s - now_s - job.remaining_work / p.goodput
+        });
+        if slack >= params.urgent_margin_s {
+            continue; // it can still wait for GPUs fast enough
+        }
+        if slack >= 0.0 {
+            if let Some(list) = preempt_for(job, i, &probe, jobs, victims, &mut free) {
+                for d in list.iter().flatten() {
+                    if out.push(*d).is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+        }
+        // Hopeless, or nothing to preempt: run now on what is free, to be as little late as possible.
         if let Some((cfg, _)) = found {
             if out.push(Decision::Start { job: i, cfg }).is_err() {
                 return;
             }
             free[cfg.gpu_type as usize] -= cfg.gpus;
-            continue;
-        }
-        if !job.urgent || slack_s(now, job, &table) >= params.urgent_margin_s {
-            continue;
-        }
-        if !preempt_for(job, i, &probe, jobs, victims, &mut free, out) {
-            return;
         }
     }
 }
 
-/// Frees GPUs for urgent job `i` by preempting victims; returns false if the buffer filled up.
+/// Most decisions one preemption writes: victims plus the start.
+const MAX_PREEMPT: usize = 17;
+
+/// Frees GPUs for urgent job `i` by preempting victims, on the GPU type where its requested
+/// count runs fastest among those where enough best-effort work can be preempted; returns the
+/// decisions to write (preemptions, then the start; unused slots `None`), or `None`.
 fn preempt_for(
     job: &JobView,
     i: u32,
@@ -102,15 +141,26 @@ fn preempt_for(
     jobs: &[JobView],
     victims: &mut [u32],
     free: &mut [u32; MAX_GPU_TYPES],
-    out: &mut Decisions<'_>,
-) -> bool {
+) -> Option<[Option<Decision>; MAX_PREEMPT]> {
     let need = job.request.gpus.max(1);
-    for ty in 0..probe.cluster.gpu_specs.len() {
-        if job.request.gpu_type.is_some_and(|t| t as usize != ty) || probe.model.perf[ty].is_none()
-        {
+    let ntypes = probe.cluster.gpu_specs.len();
+    // Types by the goodput of the requested count, fastest first.
+    let mut types = [(0usize, f64::NEG_INFINITY); MAX_GPU_TYPES];
+    for (ty, slot) in types.iter_mut().enumerate().take(ntypes) {
+        let mut only = [0u32; MAX_GPU_TYPES];
+        only[ty] = need;
+        let g = probe
+            .search(&only, need, Objective::MaxGoodput, false, None)
+            .map_or(f64::NEG_INFINITY, |(_, p)| p.goodput);
+        *slot = (ty, g);
+    }
+    types[..ntypes].sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    for &(ty, g) in &types[..ntypes] {
+        if g == f64::NEG_INFINITY || job.request.gpu_type.is_some_and(|t| t as usize != ty) {
             continue;
         }
         let mut avail = free[ty];
+        let mut count = 0usize;
         for &v in victims.iter() {
             if avail >= need {
                 break;
@@ -121,12 +171,14 @@ fn preempt_for(
                     .is_some_and(|c| c.gpu_type as usize == ty)
             {
                 avail += jobs[v as usize].running.map_or(0, |c| c.gpus);
+                count += 1;
             }
         }
-        if avail < need {
+        if avail < need || count + 1 > MAX_PREEMPT {
             continue;
         }
-        // Enough on this type: preempt in order until the job fits, then start it.
+        let mut list = [None; MAX_PREEMPT];
+        let mut n = 0;
         for v in victims.iter_mut() {
             if free[ty] >= need {
                 break;
@@ -140,21 +192,18 @@ fn preempt_for(
             if c.gpu_type as usize != ty {
                 continue;
             }
-            if out.push(Decision::Preempt { job: *v }).is_err() {
-                return false;
-            }
+            list[n] = Some(Decision::Preempt { job: *v });
+            n += 1;
             free[ty] += c.gpus;
             *v = TAKEN;
         }
         let mut only = [0u32; MAX_GPU_TYPES];
         only[ty] = free[ty];
         if let Some((cfg, _)) = probe.search(&only, need, Objective::MaxGoodput, false, None) {
-            if out.push(Decision::Start { job: i, cfg }).is_err() {
-                return false;
-            }
+            list[n] = Some(Decision::Start { job: i, cfg });
             free[ty] -= cfg.gpus;
         }
-        return true;
+        return Some(list);
     }
-    true
+    None
 }

@@ -412,7 +412,7 @@ impl ModelTable {
     }
 }
 
-fn free_of_total(cluster: &ClusterView<'_>) -> Free {
+pub(crate) fn free_of_total(cluster: &ClusterView<'_>) -> Free {
     let mut f = [0u32; MAX_GPU_TYPES];
     for (slot, &n) in f
         .iter_mut()

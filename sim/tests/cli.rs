@@ -1,0 +1,153 @@
+//! The `eas-sim` program: subcommands, output files and their schema, error messages.
+
+use std::process::Command;
+
+fn eas() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_eas-sim"))
+}
+
+#[test]
+fn compare_writes_json_csv_and_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, c, p) = (
+        dir.path().join("r.json"),
+        dir.path().join("r.csv"),
+        dir.path().join("r.svg"),
+    );
+    let out = eas()
+        .args([
+            "compare",
+            "--seeds",
+            "2",
+            "--hours",
+            "2",
+            "--policies",
+            "fifo,zeus,aurachronos",
+        ])
+        .arg("--json")
+        .arg(&j)
+        .arg("--csv")
+        .arg(&c)
+        .arg("--plot")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("zeus") && table.contains("jobs/h"),
+        "{table}"
+    );
+    assert!(!table.contains("pollux"));
+
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&j).unwrap()).unwrap();
+    assert_eq!(v["scenario"], "seed");
+    let pols = v["policies"].as_array().unwrap();
+    assert_eq!(pols.len(), 3);
+    let keys: Vec<&str> = pols[1]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    let mut expected = vec![
+        "policy",
+        "runs",
+        "jobs_per_hour",
+        "energy_kwh",
+        "edp",
+        "mean_jct_s",
+        "p95_jct_s",
+        "deadline_miss_rate",
+        "fairness",
+        "peak_power_w",
+        "preemptions",
+        "wasted_energy_kwh",
+    ];
+    let mut got = keys.clone();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+    assert_eq!(pols[1]["policy"], "zeus");
+    assert_eq!(pols[1]["runs"], 2);
+    assert!(pols[1]["energy_kwh"]["mean"].as_f64().unwrap() > 0.0);
+    assert!(pols[1]["energy_kwh"]["ci95"].as_f64().is_some());
+
+    let csv = std::fs::read_to_string(&c).unwrap();
+    assert!(
+        csv.starts_with("scenario,policy,runs,jobs_per_hour_mean,jobs_per_hour_ci95"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 4);
+    let svg = std::fs::read_to_string(&p).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("Pareto frontier") && svg.contains("aurachronos"));
+}
+
+#[test]
+fn run_prints_one_runs_results() {
+    let out = eas()
+        .args(["run", "--policy", "charon", "--hours", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        s.contains("policy charon run 0") && s.contains("kWh"),
+        "{s}"
+    );
+}
+
+#[test]
+fn errors_are_clear() {
+    let out = eas().args(["run", "--policy", "sjf"]).output().unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("unknown policy \"sjf\"") && e.contains("aurachronos"),
+        "{e}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.toml");
+    std::fs::write(&f, "hours = 1\n[workload]\nusers = -3\n").unwrap();
+    let out = eas()
+        .args(["compare", "--scenario"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("bad.toml:3:"), "{e}");
+}
+
+#[test]
+fn same_command_same_bytes_whatever_the_threads() {
+    let go = |threads: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let j = dir.path().join("r.json");
+        let out = eas()
+            .args([
+                "compare",
+                "--seeds",
+                "3",
+                "--hours",
+                "2",
+                "--threads",
+                threads,
+                "--json",
+            ])
+            .arg(&j)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        (out.stdout, std::fs::read(&j).unwrap())
+    };
+    assert_eq!(go("1"), go("3"));
+}

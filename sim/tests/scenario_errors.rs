@@ -1,0 +1,139 @@
+//! Scenario files: defaults, overrides, and errors that name file, line and what was expected.
+
+use eas_sim::scenario::{parse_str, Arrivals, Scenario, SizeDist};
+
+fn err(text: &str) -> String {
+    parse_str(text, "bad.toml", None).unwrap_err().to_string()
+}
+
+#[test]
+fn the_seed_protocol_is_design_section_8() {
+    let sc = Scenario::seed_protocol();
+    assert_eq!(sc.hours, 10.0);
+    assert_eq!(sc.seeds, 10);
+    assert_eq!(sc.gpu_counts, vec![8, 8]);
+    assert_eq!(sc.gpu_types[0].spec.max_w, 400.0);
+    assert_eq!(sc.gpu_types[1].spec.max_w, 700.0);
+    assert_eq!(sc.arrivals, Arrivals::Poisson(0.005));
+    let names: Vec<&str> = sc
+        .mix
+        .iter()
+        .map(|(m, _)| sc.models[*m as usize].0.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["vit-base", "albert-v2", "resnet50"]);
+}
+
+#[test]
+fn a_file_inherits_what_it_leaves_out() {
+    let sc = parse_str(
+        "hours = 2.5\n[workload.size]\ndistribution = \"fixed\"\nvalue = 600\n",
+        "f.toml",
+        None,
+    )
+    .unwrap();
+    assert_eq!(sc.hours, 2.5);
+    assert_eq!(sc.size, SizeDist::Fixed(600.0));
+    assert_eq!(sc.seeds, 10);
+    assert_eq!(sc.gpu_counts, vec![8, 8]);
+}
+
+#[test]
+fn syntax_errors_name_file_line_and_column() {
+    let e = err("hours = 10\nseeds = \n");
+    assert!(e.starts_with("bad.toml:2:"), "{e}");
+}
+
+#[test]
+fn type_errors_say_what_was_expected() {
+    let e = err("hours = 10\nseeds = \"ten\"\n");
+    assert!(e.starts_with("bad.toml:2:9:"), "{e}");
+    assert!(e.contains("u32") || e.contains("integer"), "{e}");
+}
+
+#[test]
+fn unknown_fields_are_refused_with_their_line() {
+    let e = err("hours = 10\n\n[policy]\nage_facter = 2.0\n");
+    assert!(e.starts_with("bad.toml:4:"), "{e}");
+    assert!(e.contains("age_facter"), "{e}");
+}
+
+#[test]
+fn unknown_model_names_the_line_and_the_choices() {
+    let e = err("[workload]\nmix = [\n  { model = \"gpt-5\", weight = 1.0 },\n]\n");
+    assert!(e.starts_with("bad.toml:3:"), "{e}");
+    assert!(e.contains("vit-base") && e.contains("resnet50"), "{e}");
+}
+
+#[test]
+fn unknown_gpu_and_bad_numbers_are_located() {
+    let e = err("[[nodes]]\ngpu = \"V100\"\ngpus_per_node = 8\n");
+    assert!(
+        e.starts_with("bad.toml:2:7:") && e.contains("A100, H100"),
+        "{e}"
+    );
+    let e = err("[arrivals]\npoisson_rate_per_s = -1.0\n");
+    assert!(
+        e.starts_with("bad.toml:2:") && e.contains("positive"),
+        "{e}"
+    );
+    let e = err("[workload]\nurgent_fraction = 1.5\n");
+    assert!(e.starts_with("bad.toml:2:") && e.contains("[0, 1]"), "{e}");
+    let e = err("[workload.size]\ndistribution = \"lognormal\"\nmedian = 60.0\n");
+    assert!(e.starts_with("bad.toml:2:") && e.contains("sigma"), "{e}");
+    let e = err("[policy]\nlimit_fractions = [1.0, 0.9, 0.5, 0.7]\n");
+    assert!(
+        e.starts_with("bad.toml:2:") && e.contains("limit_fractions"),
+        "{e}"
+    );
+}
+
+#[test]
+fn user_models_join_the_catalogue() {
+    let text = r#"
+[[models]]
+name = "tiny-cnn"
+ref_batch = 128
+noise_scale = 1000.0
+[[models.perf]]
+gpu = "A100"
+samples_per_s_1gpu = 5000.0
+samples_per_s_8gpu = 36000.0
+batch_per_gpu = 128.0
+busy_w = 300.0
+max_batch_per_gpu = 256
+
+[workload]
+mix = [{ model = "tiny-cnn", weight = 1.0 }]
+"#;
+    let sc = parse_str(text, "m.toml", None).unwrap();
+    assert_eq!(sc.models.len(), 4);
+    let (_, p) = &sc.models[sc.mix[0].0 as usize];
+    assert!(p.perf[0].is_some() && p.perf[1].is_none());
+    let e = err(&text.replace("36000.0", "90000.0"));
+    assert!(e.contains("tiny-cnn") && e.contains("inconsistent"), "{e}");
+}
+
+#[test]
+fn traces_are_read_relative_to_the_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.csv"),
+        "arrival_s,model,user,gpus,gpu_type,duration_s,deadline_s\n0,resnet50,1,2,A100,3600,\n60,vit-base,2,1,,1800,7200\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("s.toml"), "[arrivals]\ntrace = \"t.csv\"\n").unwrap();
+    let sc = Scenario::from_file(&dir.path().join("s.toml")).unwrap();
+    let jobs = eas_sim::workload::generate(&sc, 0);
+    assert_eq!(jobs.len(), 2);
+    assert!(jobs[0].rigid && !jobs[0].urgent);
+    assert!(!jobs[1].rigid && jobs[1].urgent);
+    assert!((jobs[0].isolated_s - 3600.0).abs() < 1e-6);
+    std::fs::write(dir.path().join("t.csv"), "arrival_s,model\n0,resnet50\n").unwrap();
+    let e = Scenario::from_file(&dir.path().join("s.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("s.toml:2:") && e.contains("expected columns"),
+        "{e}"
+    );
+}
