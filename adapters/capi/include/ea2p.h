@@ -14,13 +14,13 @@
 #include <stdint.h>
 
 /**
- * Bytes of state in an [`Ea2pCounter`]: the largest postcard encoding of a counter is 149 bytes
+ * Bytes of state in an `Ea2pCounter`: the largest postcard encoding of a counter is 149 bytes
  * (checked by a test), the rest is room for the core to grow without an ABI change.
  */
 #define EA2P_COUNTER_STATE_LEN 192
 
 /**
- * Written to [`Ea2pCounter::magic`] by [`ea2p_counter_init`]; any other value means the struct
+ * Written to `Ea2pCounter.magic` by `ea2p_counter_init`; any other value means the struct
  * was never initialised.
  */
 #define EA2P_COUNTER_MAGIC 3928752129
@@ -54,18 +54,18 @@
 #define EA2P_MAX_MODELS 32
 
 /**
- * Number of power-limit fractions in [`Ea2pPolicyParams::limit_fractions`].
+ * Number of power-limit fractions in `Ea2pPolicyParams.limit_fractions`.
  */
 #define EA2P_LIMIT_FRACTIONS 4
 
 /**
- * Bytes of state in an [`Ea2pTrack`]: the largest postcard encoding of a track is 105 bytes
+ * Bytes of state in an `Ea2pTrack`: the largest postcard encoding of a track is 105 bytes
  * (checked by a test), the rest is room for the core to grow without an ABI change.
  */
 #define EA2P_TRACK_STATE_LEN 128
 
 /**
- * Written to [`Ea2pTrack::magic`] by [`ea2p_track_init`].
+ * Written to `Ea2pTrack.magic` by `ea2p_track_init`.
  */
 #define EA2P_TRACK_MAGIC 3928883201
 
@@ -286,7 +286,7 @@ typedef enum Ea2pCpuCurve {
      */
     EA2P_CPU_CURVE_LINEAR = 0,
     /**
-     * `f(u) = 2u - u^r` with `r` = [`Ea2pCpuModel::fan_barroso_r`]: concave, as measured on
+     * `f(u) = 2u - u^r` with `r` = `Ea2pCpuModel.fan_barroso_r`: concave, as measured on
      * servers.
      */
     EA2P_CPU_CURVE_FAN_BARROSO = 1,
@@ -308,11 +308,11 @@ typedef enum Ea2pDramGeneration {
 
 /**
  * An energy counter followed through successive reads. Allocate it anywhere (it holds no
- * pointer), initialise it with [`ea2p_counter_init`], and treat the fields as private.
+ * pointer), initialise it with `ea2p_counter_init`, and treat the fields as private.
  */
 typedef struct Ea2pCounter {
     /**
-     * [`EA2P_COUNTER_MAGIC`] once initialised.
+     * `EA2P_COUNTER_MAGIC` once initialised.
      */
     uint32_t magic;
     /**
@@ -359,7 +359,7 @@ typedef struct Ea2pCounterSpec {
 } Ea2pCounterSpec;
 
 /**
- * The outcome of one [`ea2p_counter_update`].
+ * The outcome of one `ea2p_counter_update`.
  */
 typedef struct Ea2pCounterUpdate {
     /**
@@ -460,7 +460,7 @@ typedef struct Ea2pRamModel {
 } Ea2pRamModel;
 
 /**
- * Tunable parameters shared by the policies; start from [`ea2p_policy_params_default`].
+ * Tunable parameters shared by the policies; start from `ea2p_policy_params_default`.
  */
 typedef struct Ea2pPolicyParams {
     /**
@@ -599,7 +599,7 @@ typedef struct Ea2pConfig {
 } Ea2pConfig;
 
 /**
- * What a configuration yields, from [`ea2p_evaluate`].
+ * What a configuration yields, from `ea2p_evaluate`.
  */
 typedef struct Ea2pPerf {
     /**
@@ -658,7 +658,7 @@ typedef struct Ea2pClusterView {
      */
     bool has_power_cap;
     /**
-     * `n_models` models (index = [`Ea2pJobView::model`]).
+     * `n_models` models (index = `Ea2pJobView.model`).
      */
     const struct Ea2pModelProfile *models;
     /**
@@ -698,7 +698,7 @@ typedef struct Ea2pJobView {
      */
     uint64_t id;
     /**
-     * Model index into [`Ea2pClusterView::models`].
+     * Model index into `Ea2pClusterView.models`.
      */
     uint16_t model;
     /**
@@ -764,7 +764,7 @@ typedef struct Ea2pDecision {
      */
     enum Ea2pDecisionKind kind;
     /**
-     * Index of the job in the array given to [`ea2p_schedule`].
+     * Index of the job in the array given to `ea2p_schedule`.
      */
     uint32_t job;
     /**
@@ -775,11 +775,11 @@ typedef struct Ea2pDecision {
 
 /**
  * A cumulative-energy series followed point by point. Allocate it anywhere (it holds no
- * pointer), initialise it with [`ea2p_track_init`], and treat the fields as private.
+ * pointer), initialise it with `ea2p_track_init`, and treat the fields as private.
  */
 typedef struct Ea2pTrack {
     /**
-     * [`EA2P_TRACK_MAGIC`] once initialised.
+     * `EA2P_TRACK_MAGIC` once initialised.
      */
     uint32_t magic;
     /**
@@ -794,7 +794,7 @@ typedef struct Ea2pTrack {
 
 /**
  * One point of a cumulative-energy series, as returned by a push. Keep them (sorted by time)
- * to answer windows with [`ea2p_window_energy`].
+ * to answer windows with `ea2p_window_energy`.
  */
 typedef struct Ea2pEnergyPoint {
     /**
@@ -859,7 +859,7 @@ typedef struct Ea2pTrackSummary {
 } Ea2pTrackSummary;
 
 /**
- * The energy of a window, from [`ea2p_window_energy`].
+ * The energy of a window, from `ea2p_window_energy`.
  */
 typedef struct Ea2pWindowEnergy {
     /**

@@ -10,20 +10,20 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{guard, inout, input, put, Ea2pStatus};
 
-/// Bytes of state in an [`Ea2pCounter`]: the largest postcard encoding of a counter is 149 bytes
+/// Bytes of state in an `Ea2pCounter`: the largest postcard encoding of a counter is 149 bytes
 /// (checked by a test), the rest is room for the core to grow without an ABI change.
 pub const EA2P_COUNTER_STATE_LEN: usize = 192;
 
-/// Written to [`Ea2pCounter::magic`] by [`ea2p_counter_init`]; any other value means the struct
+/// Written to `Ea2pCounter.magic` by `ea2p_counter_init`; any other value means the struct
 /// was never initialised.
 pub const EA2P_COUNTER_MAGIC: u32 = 0xEA2C_0001;
 
 /// An energy counter followed through successive reads. Allocate it anywhere (it holds no
-/// pointer), initialise it with [`ea2p_counter_init`], and treat the fields as private.
+/// pointer), initialise it with `ea2p_counter_init`, and treat the fields as private.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct Ea2pCounter {
-    /// [`EA2P_COUNTER_MAGIC`] once initialised.
+    /// `EA2P_COUNTER_MAGIC` once initialised.
     pub magic: u32,
     /// Bytes of `state` in use.
     pub state_len: u32,
@@ -86,7 +86,7 @@ impl From<CounterEvent> for Ea2pCounterEvent {
     }
 }
 
-/// The outcome of one [`ea2p_counter_update`].
+/// The outcome of one `ea2p_counter_update`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ea2pCounterUpdate {
@@ -150,7 +150,7 @@ impl From<&CounterStats> for Ea2pCounterStats {
 }
 
 impl Ea2pCounterSpec {
-    /// The core's spec, or [`Ea2pStatus::InvalidArgument`] for a tick size or power bound that
+    /// The core's spec, or `EA2P_STATUS_INVALID_ARGUMENT` for a tick size or power bound that
     /// is not a finite, positive (non-negative for the bound) number.
     pub(crate) fn to_core(self) -> Result<CounterSpec, Ea2pStatus> {
         if !(self.joules_per_tick.is_finite() && self.joules_per_tick > 0.0) {

@@ -21,7 +21,7 @@ pub const EA2P_FAN_BARROSO_EXPONENT: f64 = 1.4;
 pub enum Ea2pCpuCurve {
     /// `f(u) = u`.
     Linear = 0,
-    /// `f(u) = 2u - u^r` with `r` = [`Ea2pCpuModel::fan_barroso_r`]: concave, as measured on
+    /// `f(u) = 2u - u^r` with `r` = `Ea2pCpuModel.fan_barroso_r`: concave, as measured on
     /// servers.
     FanBarroso = 1,
 }

@@ -90,7 +90,7 @@ pub enum Ea2pStatus {
 }
 
 impl Ea2pStatus {
-    /// Every status, for [`ea2p_status_name`] and the tests.
+    /// Every status, for `ea2p_status_name` and the tests.
     pub(crate) const ALL: [Ea2pStatus; 22] = [
         Ea2pStatus::Ok,
         Ea2pStatus::NullPointer,
@@ -170,7 +170,7 @@ pub extern "C" fn ea2p_version() -> *const c_char {
 // ---------------------------------------------------------------------------------------------
 // Boundary helpers: the only places where raw pointers become references.
 
-/// Runs `f`, turning its error into a status and a panic into [`Ea2pStatus::Panicked`].
+/// Runs `f`, turning its error into a status and a panic into `Ea2pStatus.Panicked`.
 pub(crate) fn guard(f: impl FnOnce() -> Result<(), Ea2pStatus>) -> Ea2pStatus {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => Ea2pStatus::Ok,
@@ -179,7 +179,7 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<(), Ea2pStatus>) -> Ea2pStatus {
     }
 }
 
-/// Borrows `*p`, or [`Ea2pStatus::NullPointer`].
+/// Borrows `*p`, or `Ea2pStatus.NullPointer`.
 ///
 /// # Safety
 /// `p` is null or points to a valid, aligned, initialised `T` that nothing mutates for `'a`.
@@ -188,7 +188,7 @@ pub(crate) unsafe fn input<'a, T>(p: *const T) -> Result<&'a T, Ea2pStatus> {
     unsafe { p.as_ref() }.ok_or(Ea2pStatus::NullPointer)
 }
 
-/// Borrows `*p` mutably, or [`Ea2pStatus::NullPointer`].
+/// Borrows `*p` mutably, or `Ea2pStatus.NullPointer`.
 ///
 /// # Safety
 /// `p` is null or points to a valid, aligned, initialised `T` that nothing else accesses for
@@ -230,7 +230,7 @@ pub(crate) unsafe fn output_slice<'a, T>(p: *mut T, len: usize) -> Result<&'a mu
     }
 }
 
-/// Fails with [`Ea2pStatus::NullPointer`] when an out pointer is null, before any work is done.
+/// Fails with `Ea2pStatus.NullPointer` when an out pointer is null, before any work is done.
 pub(crate) fn need<T>(out: *mut T) -> Result<(), Ea2pStatus> {
     if out.is_null() {
         Err(Ea2pStatus::NullPointer)

@@ -23,7 +23,7 @@ pub const EA2P_MAX_GPU_TYPES: usize = 4;
 /// Most models a cluster view may list (`ea2p_core::policy::MAX_MODELS`).
 pub const EA2P_MAX_MODELS: usize = 32;
 
-/// Number of power-limit fractions in [`Ea2pPolicyParams::limit_fractions`].
+/// Number of power-limit fractions in `Ea2pPolicyParams.limit_fractions`.
 pub const EA2P_LIMIT_FRACTIONS: usize = 4;
 
 /// The eight policies (pass the value as `uint32_t`).
@@ -48,7 +48,7 @@ pub enum Ea2pPolicy {
     Charon = 7,
 }
 
-/// The core's policy for a C value, in the order of [`Ea2pPolicy`].
+/// The core's policy for a C value, in the order of `Ea2pPolicy`.
 fn policy_kind(policy: u32) -> Result<PolicyKind, Ea2pStatus> {
     const KINDS: [(Ea2pPolicy, PolicyKind); 8] = [
         (Ea2pPolicy::Fifo, PolicyKind::Fifo),
@@ -219,7 +219,7 @@ impl From<Config> for Ea2pConfig {
     }
 }
 
-/// What a configuration yields, from [`ea2p_evaluate`].
+/// What a configuration yields, from `ea2p_evaluate`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ea2pPerf {
@@ -235,7 +235,7 @@ pub struct Ea2pPerf {
     pub compute_fraction: f64,
 }
 
-/// Tunable parameters shared by the policies; start from [`ea2p_policy_params_default`].
+/// Tunable parameters shared by the policies; start from `ea2p_policy_params_default`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ea2pPolicyParams {
@@ -280,7 +280,7 @@ pub struct Ea2pClusterView {
     pub power_cap_w: f64,
     /// Whether `power_cap_w` applies.
     pub has_power_cap: bool,
-    /// `n_models` models (index = [`Ea2pJobView::model`]).
+    /// `n_models` models (index = `Ea2pJobView.model`).
     pub models: *const Ea2pModelProfile,
     /// Number of models, at most `EA2P_MAX_MODELS`.
     pub n_models: usize,
@@ -306,7 +306,7 @@ pub struct Ea2pRequest {
 pub struct Ea2pJobView {
     /// Stable job id: the tie-breaker of every ordering, so rounds are deterministic.
     pub id: u64,
-    /// Model index into [`Ea2pClusterView::models`].
+    /// Model index into `Ea2pClusterView.models`.
     pub model: u16,
     /// User id.
     pub user: u32,
@@ -379,7 +379,7 @@ pub enum Ea2pDecisionKind {
 pub struct Ea2pDecision {
     /// What to do.
     pub kind: Ea2pDecisionKind,
-    /// Index of the job in the array given to [`ea2p_schedule`].
+    /// Index of the job in the array given to `ea2p_schedule`.
     pub job: u32,
     /// The configuration to start or resize to (zero for a preemption).
     pub cfg: Ea2pConfig,

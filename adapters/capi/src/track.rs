@@ -8,11 +8,11 @@ use ea2p_core::integrate::{
 use crate::counter::{encode, load};
 use crate::{guard, inout, input, input_slice, need, put, Ea2pStatus};
 
-/// Bytes of state in an [`Ea2pTrack`]: the largest postcard encoding of a track is 105 bytes
+/// Bytes of state in an `Ea2pTrack`: the largest postcard encoding of a track is 105 bytes
 /// (checked by a test), the rest is room for the core to grow without an ABI change.
 pub const EA2P_TRACK_STATE_LEN: usize = 128;
 
-/// Written to [`Ea2pTrack::magic`] by [`ea2p_track_init`].
+/// Written to `Ea2pTrack.magic` by `ea2p_track_init`.
 pub const EA2P_TRACK_MAGIC: u32 = 0xEA2E_0001;
 
 /// The largest power a track accepts, in watts (`ea2p_core::integrate::MAX_POWER_W`).
@@ -39,11 +39,11 @@ impl Ea2pSeriesKind {
 }
 
 /// A cumulative-energy series followed point by point. Allocate it anywhere (it holds no
-/// pointer), initialise it with [`ea2p_track_init`], and treat the fields as private.
+/// pointer), initialise it with `ea2p_track_init`, and treat the fields as private.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct Ea2pTrack {
-    /// [`EA2P_TRACK_MAGIC`] once initialised.
+    /// `EA2P_TRACK_MAGIC` once initialised.
     pub magic: u32,
     /// Bytes of `state` in use.
     pub state_len: u32,
@@ -52,7 +52,7 @@ pub struct Ea2pTrack {
 }
 
 /// One point of a cumulative-energy series, as returned by a push. Keep them (sorted by time)
-/// to answer windows with [`ea2p_window_energy`].
+/// to answer windows with `ea2p_window_energy`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ea2pEnergyPoint {
@@ -113,7 +113,7 @@ pub struct Ea2pTrackSummary {
     pub gap_energy_j: f64,
 }
 
-/// The energy of a window, from [`ea2p_window_energy`].
+/// The energy of a window, from `ea2p_window_energy`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ea2pWindowEnergy {
