@@ -89,6 +89,9 @@ struct RunArgs {
     /// Write the run's results as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Plot the cluster's power over time (and the cap, if any) as SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    plot_power: Option<PathBuf>,
 }
 
 fn load(path: &Option<PathBuf>, hours: Option<f64>, seeds: Option<u32>) -> Result<Scenario> {
@@ -183,8 +186,24 @@ fn run(a: RunArgs) -> Result<()> {
     let policy = parse_policy(&a.policy)?;
     let sc = load(&a.scenario, a.hours, None)?;
     let jobs = workload::generate(&sc, a.run);
-    let r = sim::run(&sc, policy, &jobs, a.run)?;
+    let opts = sim::RunOptions {
+        record_power: a.plot_power.is_some(),
+        ..Default::default()
+    };
+    let out = sim::run_with(&sc, policy, &jobs, a.run, opts)?;
+    let r = out.result;
     print!("{}", report::run_text(&r));
+    if let Some(p) = &a.plot_power {
+        let mut caps = vec![(0, sc.power_cap_w)];
+        caps.extend(sc.cap_changes.iter().map(|c| (c.at, c.watts)));
+        let title = format!(
+            "{}: {} run {}, cluster power",
+            sc.name,
+            policy.name(),
+            a.run
+        );
+        report::plot_power_svg(p, &title, &out.power_trace, sc.horizon(), &caps)?;
+    }
     if let Some(p) = &a.json {
         std::fs::write(p, serde_json::to_string_pretty(&r)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;

@@ -262,11 +262,19 @@ pub fn plot_svg(path: &Path, cmp: &Comparison) -> Result<()> {
         .map_err(|x| e(&x))?;
     let xy: Vec<(f64, f64)> = pts.iter().map(|p| (p.1, p.2)).collect();
     let front: Vec<(f64, f64)> = pareto_front(&xy).into_iter().map(|i| xy[i]).collect();
+    // The frontier as a line, and its points ringed (a single non-dominated policy is a point).
     chart
-        .draw_series(LineSeries::new(front, RED.stroke_width(2)))
+        .draw_series(LineSeries::new(front.clone(), RED.stroke_width(2)))
         .map_err(|x| e(&x))?
-        .label("Pareto frontier")
+        .label("Pareto frontier (most jobs/h, least kWh)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+    chart
+        .draw_series(
+            front
+                .iter()
+                .map(|&p| Circle::new(p, 10, RED.stroke_width(2))),
+        )
+        .map_err(|x| e(&x))?;
     chart
         .draw_series(
             pts.iter()
@@ -294,6 +302,81 @@ pub fn plot_svg(path: &Path, cmp: &Comparison) -> Result<()> {
                 .map(|p| Text::new(p.0.clone(), (p.1, p.2), ("sans-serif", 15).into_font())),
         )
         .map_err(|x| e(&x))?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|x| e(&x))?;
+    root.present().map_err(|x| e(&x))?;
+    Ok(())
+}
+
+/// Plots a run's cluster power over time (a step line, kW against hours), with the power cap in
+/// force if any, as SVG.
+pub fn plot_power_svg(
+    path: &Path,
+    title: &str,
+    trace: &[(u64, u64)],
+    horizon_ns: u64,
+    caps: &[(u64, Option<f64>)],
+) -> Result<()> {
+    anyhow::ensure!(!trace.is_empty(), "no power recorded");
+    let h = |ns: u64| ns as f64 / 3.6e12;
+    let kw = |mw: u64| mw as f64 / 1e6;
+    let mut steps = Vec::with_capacity(trace.len() * 2 + 1);
+    for (i, &(t, p)) in trace.iter().enumerate() {
+        if i > 0 {
+            steps.push((h(t), kw(trace[i - 1].1)));
+        }
+        steps.push((h(t), kw(p)));
+    }
+    steps.push((h(horizon_ns), kw(trace[trace.len() - 1].1)));
+    let ymax = steps
+        .iter()
+        .map(|p| p.1)
+        .fold(0.0, f64::max)
+        .max(caps.iter().filter_map(|c| c.1).fold(0.0, f64::max) / 1000.0)
+        * 1.1;
+    let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
+    let e = |e: &dyn std::fmt::Display| anyhow::anyhow!("plotting {}: {e}", path.display());
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..h(horizon_ns), 0.0..ymax.max(1.0))
+        .map_err(|x| e(&x))?;
+    chart
+        .configure_mesh()
+        .x_desc("time (h)")
+        .y_desc("cluster power (kW)")
+        .draw()
+        .map_err(|x| e(&x))?;
+    chart
+        .draw_series(LineSeries::new(steps, BLUE))
+        .map_err(|x| e(&x))?
+        .label("GPUs")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+    if caps.iter().any(|c| c.1.is_some()) {
+        let mut cap_steps = Vec::new();
+        for (i, &(t, c)) in caps.iter().enumerate() {
+            let end = caps.get(i + 1).map_or(horizon_ns, |n| n.0);
+            if let Some(w) = c {
+                cap_steps.push(vec![(h(t), w / 1000.0), (h(end), w / 1000.0)]);
+            }
+        }
+        for (i, seg) in cap_steps.into_iter().enumerate() {
+            let s = chart
+                .draw_series(LineSeries::new(seg, RED.stroke_width(2)))
+                .map_err(|x| e(&x))?;
+            if i == 0 {
+                s.label("power cap")
+                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+            }
+        }
+    }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
