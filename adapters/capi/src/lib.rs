@@ -20,6 +20,8 @@
 //!   an error, not undefined behaviour); the C enums document the values.
 //! - Time is integer nanoseconds from an origin the caller chooses, as everywhere in ea2p-core.
 
+#![warn(missing_docs)]
+
 use core::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
