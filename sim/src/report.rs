@@ -160,7 +160,8 @@ pub fn write_json(path: &Path, cmp: &Comparison) -> Result<()> {
 /// Reads one metric of a summary.
 type Getter = fn(&PolicySummary) -> &Stat;
 
-/// Writes the comparison as CSV: one row per policy, `METRIC_mean` and `METRIC_ci95` columns.
+/// Writes the comparison as CSV: one row per policy, `METRIC_mean` and `METRIC_ci95` columns
+/// for the JSON's metrics, then makespan, busy and idle energy, resizes and utilisation per GPU type.
 pub fn write_csv(path: &Path, cmp: &Comparison) -> Result<()> {
     let mut w =
         csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
@@ -185,12 +186,22 @@ pub fn write_csv(path: &Path, cmp: &Comparison) -> Result<()> {
         head.push(format!("{m}_mean"));
         head.push(format!("{m}_ci95"));
     }
+    if let Some(p) = cmp.policies.first() {
+        for (name, _) in &p.extra {
+            head.push(format!("{name}_mean"));
+            head.push(format!("{name}_ci95"));
+        }
+    }
     w.write_record(&head)?;
     let f = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v}"));
     for p in &cmp.policies {
         let mut rec = vec![cmp.scenario.clone(), p.policy.clone(), p.runs.to_string()];
         for (_, get) in &metrics {
             let s = get(p);
+            rec.push(f(s.mean));
+            rec.push(f(s.ci95));
+        }
+        for (_, s) in &p.extra {
             rec.push(f(s.mean));
             rec.push(f(s.ci95));
         }

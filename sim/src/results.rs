@@ -280,6 +280,10 @@ pub struct PolicySummary {
     pub preemptions: Stat,
     /// Wasted energy, kWh.
     pub wasted_energy_kwh: Stat,
+    /// Further metrics for the CSV and the table, kept out of the JSON so that its schema stays
+    /// the documented one: makespan, busy and idle energy, resizes, utilisation per GPU type.
+    #[serde(skip)]
+    pub extra: Vec<(String, Stat)>,
 }
 
 impl PolicySummary {
@@ -299,6 +303,30 @@ impl PolicySummary {
             peak_power_w: s(&|r| Some(r.peak_power_w)),
             preemptions: s(&|r| Some(r.preemptions as f64)),
             wasted_energy_kwh: s(&|r| Some(r.wasted_energy_kwh)),
+            extra: {
+                let mut v = vec![
+                    ("makespan_s".to_string(), s(&|r| Some(r.makespan_s))),
+                    (
+                        "energy_busy_kwh".to_string(),
+                        s(&|r| Some(r.energy_busy_kwh)),
+                    ),
+                    (
+                        "energy_idle_kwh".to_string(),
+                        s(&|r| Some(r.energy_idle_kwh)),
+                    ),
+                    ("resizes".to_string(), s(&|r| Some(r.resizes as f64))),
+                ];
+                if let Some(first) = runs.first() {
+                    for (t, u) in first.utilisation.iter().enumerate() {
+                        let st = Stat::of(
+                            runs.iter()
+                                .map(|r| r.utilisation.get(t).map(|x| x.utilisation)),
+                        );
+                        v.push((format!("utilisation_{}", u.gpu), st));
+                    }
+                }
+                v
+            },
         }
     }
 }

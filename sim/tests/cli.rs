@@ -83,6 +83,13 @@ fn compare_writes_json_csv_and_svg() {
         "{csv}"
     );
     assert_eq!(csv.lines().count(), 4);
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with("utilisation_H100_mean,utilisation_H100_ci95"),
+        "{csv}"
+    );
     let svg = std::fs::read_to_string(&p).unwrap();
     assert!(svg.contains("<svg") && svg.contains("Pareto frontier") && svg.contains("aurachronos"));
 }
