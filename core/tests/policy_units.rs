@@ -451,3 +451,47 @@ fn a_full_buffer_hands_the_decision_back_and_scratch_is_checked() {
     );
     assert_eq!(PolicyKind::from_name("nope"), None);
 }
+
+#[test]
+fn pollux_grows_running_jobs_when_nothing_waits() {
+    let cfg = Config {
+        gpu_type: H100,
+        gpus: 1,
+        batch: 256,
+        limit_w: 700.0,
+    };
+    let mut r = job(1, 0, 1e9);
+    r.running = Some(cfg);
+    let d = Fixture::new(0, 7).run(PolicyKind::Pollux, &[r]);
+    match d.as_slice() {
+        [Decision::Resize { job: 0, cfg: c }] => {
+            assert_eq!((c.gpu_type, c.gpus), (H100, 2));
+            let m = model();
+            let s = specs();
+            assert!(evaluate(&m, &s, c).unwrap().goodput > evaluate(&m, &s, &cfg).unwrap().goodput);
+        }
+        other => panic!("expected one resize, got {other:?}"),
+    }
+    // Almost done: a reconfiguration would cost more than it saves.
+    let mut short = r;
+    short.remaining_work = 1825.0 * 30.0;
+    assert!(Fixture::new(0, 7)
+        .run(PolicyKind::Pollux, &[short])
+        .is_empty());
+    // Rigid jobs are never resized, and nothing grows while jobs wait.
+    let mut rigid = r;
+    rigid.rigid = true;
+    rigid.request = Request {
+        gpu_type: Some(H100),
+        gpus: 1,
+        batch: 256,
+    };
+    assert!(Fixture::new(0, 7)
+        .run(PolicyKind::Pollux, &[rigid])
+        .is_empty());
+    let d = Fixture::new(0, 7).run(PolicyKind::Pollux, &[r, job(2, 5, 1e6)]);
+    assert!(
+        d.iter().all(|d| !matches!(d, Decision::Resize { .. })),
+        "{d:?}"
+    );
+}

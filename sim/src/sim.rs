@@ -56,7 +56,7 @@ pub struct RunOptions {
 pub struct RunOutput {
     /// Metrics.
     pub result: RunResult,
-    /// `(time, cluster mW)` at every change, if recorded.
+    /// `(time, cluster mW)` at every change that lasts, if recorded.
     pub power_trace: Vec<(Nanos, u64)>,
     /// Times each job completed (0 or 1 if all is well).
     pub completions: Vec<u32>,
@@ -348,6 +348,16 @@ impl Sim<'_> {
     fn record_power(&mut self, now: Nanos) {
         if self.opts.record_power {
             let p = self.cluster.power_mw();
+            // A level that lasts no time is replaced, so the trace holds only real steps.
+            if let Some(last) = self.power_trace.last_mut() {
+                if last.0 == now {
+                    last.1 = p;
+                }
+            }
+            let n = self.power_trace.len();
+            if n >= 2 && self.power_trace[n - 1].0 == now && self.power_trace[n - 2].1 == p {
+                self.power_trace.pop();
+            }
             if self.power_trace.last().is_none_or(|&(_, q)| q != p) {
                 self.power_trace.push((now, p));
             }
