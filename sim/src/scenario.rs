@@ -837,9 +837,32 @@ fn resolve(
         }
         params.limit_fractions = v;
     }
+    // A cap below what the cluster draws with every GPU idle cannot be met by any schedule.
+    let idle_floor_w: f64 = gpu_types
+        .iter()
+        .zip(&gpu_counts)
+        .map(|(g, &c)| g.spec.idle_w * c as f64)
+        .sum();
+    let below_floor = |w: f64| w < idle_floor_w;
     let power_cap_w = match &p.power_cap_w {
-        Some(c) => Some(ctx.positive(c, "power_cap_w")?),
-        None => bw.and_then(|b| b.power_cap_w),
+        Some(c) => {
+            let w = ctx.positive(c, "power_cap_w")?;
+            if below_floor(w) {
+                return Err(ctx.at(
+                    c.span(),
+                    format!("power_cap_w: {w} W is below the cluster's all-idle power ({idle_floor_w} W); expected at least that"),
+                ));
+            }
+            Some(w)
+        }
+        None => match bw.and_then(|b| b.power_cap_w) {
+            Some(w) if below_floor(w) => {
+                return Err(ctx.whole(format!(
+                    "the seed protocol's power_cap_w ({w} W) is below this cluster's all-idle power ({idle_floor_w} W): set [policy] power_cap_w"
+                )))
+            }
+            other => other,
+        },
     };
     let mut cap_changes = Vec::new();
     match &raw.power_cap_changes {
@@ -851,6 +874,14 @@ fn resolve(
                     .as_ref()
                     .map(|w| ctx.positive(w, "watts"))
                     .transpose()?;
+                if let (Some(w), Some(span)) = (watts, c.watts.as_ref().map(|w| w.span())) {
+                    if below_floor(w) {
+                        return Err(ctx.at(
+                            span,
+                            format!("watts: {w} W is below the cluster's all-idle power ({idle_floor_w} W); expected at least that"),
+                        ));
+                    }
+                }
                 cap_changes.push(CapChange { at, watts });
             }
             cap_changes.sort_by_key(|c| c.at);

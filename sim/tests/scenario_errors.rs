@@ -80,6 +80,16 @@ fn unknown_gpu_and_bad_numbers_are_located() {
     assert!(e.starts_with("bad.toml:2:") && e.contains("[0, 1]"), "{e}");
     let e = err("[workload.size]\ndistribution = \"lognormal\"\nmedian = 60.0\n");
     assert!(e.starts_with("bad.toml:2:") && e.contains("sigma"), "{e}");
+    let e = err("[policy]\npower_cap_w = 1000.0\n");
+    assert!(
+        e.starts_with("bad.toml:2:") && e.contains("all-idle power (1072 W)"),
+        "{e}"
+    );
+    let e = err("[[nodes]]\ngpu = \"H100\"\ncount = 12\ngpus_per_node = 8\n");
+    assert!(
+        e.contains("seed protocol's power_cap_w") && e.contains("set [policy] power_cap_w"),
+        "{e}"
+    );
     let e = err("[policy]\nlimit_fractions = [1.0, 0.9, 0.5, 0.7]\n");
     assert!(
         e.starts_with("bad.toml:2:") && e.contains("limit_fractions"),
