@@ -62,6 +62,8 @@ pub struct RunOutput {
     pub completions: Vec<u32>,
     /// When each job first started, if it did.
     pub first_starts: Vec<Option<Nanos>>,
+    /// When each job completed, if it did.
+    pub completed_at: Vec<Option<Nanos>>,
     /// Per-GPU energy sum (unallocated, allocated), pJ, and energy from the total power, pJ.
     pub energy_pj: (u128, u128, u128),
     /// Largest excess of cluster power over the cap in force, over intervals of positive length, mW.
@@ -249,6 +251,7 @@ pub fn run_with(
         result,
         power_trace: sim.power_trace,
         first_starts: sim.st.iter().map(|s| s.first_start).collect(),
+        completed_at: sim.st.iter().map(|s| s.completed_at).collect(),
         completions: sim.completions,
         energy_pj: (i, a, sim.cluster.cluster_energy_pj()),
         max_over_cap_mw: sim.cluster.max_over_cap_mw(),

@@ -69,6 +69,7 @@ fn fifo_mean_wait_matches_erlang_c_at_load_0_8() {
     let cutoff = (hours - 100.0) * 3600e9;
     let mut means = Vec::new();
     let mut utils = Vec::new();
+    let mut little = Vec::new();
     for s in 0..seeds {
         let jobs = generate(&sc, s);
         let out = run_with(&sc, PolicyKind::Fifo, &jobs, s, RunOptions::default()).unwrap();
@@ -85,6 +86,23 @@ fn fifo_mean_wait_matches_erlang_c_at_load_0_8() {
         }
         means.push(sum / n as f64);
         utils.push(out.result.utilisation[0].utilisation);
+        // Little's law over the window [warmup, cutoff]: time-average number in system
+        // = arrival rate x mean time in system.
+        let (w0, w1) = (warmup, cutoff);
+        let mut area = 0.0;
+        let (mut arrived, mut sojourn) = (0usize, 0.0);
+        for (j, done) in jobs.iter().zip(&out.completed_at) {
+            let a = j.arrival as f64;
+            let d = done.map_or(f64::INFINITY, |d| d as f64);
+            area += (d.min(w1) - a.max(w0)).max(0.0);
+            if a >= w0 && a < w1 {
+                arrived += 1;
+                sojourn += d - a;
+            }
+        }
+        let l = area / (w1 - w0);
+        let lambda_w = arrived as f64 / (w1 - w0) * (sojourn / arrived as f64);
+        little.push((l, lambda_w));
     }
     let n = means.len() as f64;
     let m = means.iter().sum::<f64>() / n;
@@ -100,6 +118,12 @@ fn fifo_mean_wait_matches_erlang_c_at_load_0_8() {
         half < 0.3 * theory,
         "interval too wide to test anything: {half}"
     );
+    for (l, lw) in &little {
+        assert!(
+            (l - lw).abs() < 0.01 * l,
+            "Little's law: L = {l}, lambda W = {lw}"
+        );
+    }
     // Utilisation = lambda E[S] / c = 0.8.
     let u = utils.iter().sum::<f64>() / n;
     assert!((u - 0.8).abs() < 0.02, "utilisation {u}");
