@@ -759,8 +759,17 @@ fn resolve(
                 return Err(ctx.whole(format!("trace: unknown model {:?}", j.model)));
             }
             if let Some(g) = &j.gpu_type {
-                if !gpu_types.iter().any(|t| t.name.eq_ignore_ascii_case(g)) {
-                    return Err(ctx.whole(format!("trace: unknown GPU type {g:?}")));
+                match gpu_types
+                    .iter()
+                    .position(|t| t.name.eq_ignore_ascii_case(g))
+                {
+                    None => return Err(ctx.whole(format!("trace: unknown GPU type {g:?}"))),
+                    Some(i) if gpu_counts[i] == 0 => {
+                        return Err(ctx.whole(format!(
+                            "trace: a job asks for GPU type {g:?}, which this cluster has none of"
+                        )))
+                    }
+                    Some(_) => {}
                 }
             }
         }

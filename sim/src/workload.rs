@@ -152,7 +152,9 @@ pub fn generate(sc: &Scenario, run: u32) -> Vec<JobSpec> {
                             .position(|x| x.name.eq_ignore_ascii_case(g))
                     })
                     .map(|i| i as u8);
-                let k = t.gpus.min(prof.max_gpus).min(max_count(sc)).max(1);
+                // A request larger than its type (or, malleable, than any type) could never start.
+                let room = ty.map_or(max_count(sc), |t| sc.gpu_counts[t as usize]);
+                let k = t.gpus.min(prof.max_gpus).min(room).max(1);
                 let req = make_request(prof, k, ty);
                 let on = ty.map(|t| t as usize).unwrap_or(match sc.size_unit {
                     SizeUnit::Seconds { on_gpu } => on_gpu as usize,
