@@ -495,3 +495,31 @@ fn pollux_grows_running_jobs_when_nothing_waits() {
         "{d:?}"
     );
 }
+
+#[test]
+fn only_aurachronos_and_charon_act_on_a_full_cluster() {
+    // The promise behind `acts_on_full_cluster`: the others decide nothing when no GPU is free.
+    let cfg = Config {
+        gpu_type: A100,
+        gpus: 8,
+        batch: 2048,
+        limit_w: 400.0,
+    };
+    let mut running = job(1, 0, 1e9);
+    running.running = Some(cfg);
+    let mut urgent = job(2, 9_000, 1066.0 * 3000.0);
+    urgent.urgent = true;
+    urgent.deadline = Some(13_100 * 1_000_000_000);
+    let mut f = Fixture::new(0, 0);
+    f.total = [8, 0];
+    f.cap = Some(8.0 * 55.0 + 8.0 * 100.0);
+    let jobs = [running, urgent, job(3, 10, 1e6)];
+    for p in PolicyKind::ALL {
+        let params = PolicyParams {
+            urgent_margin_s: 2_000.0,
+            ..PolicyParams::default()
+        };
+        let d = f.run_with(p, &jobs, &params);
+        assert_eq!(!d.is_empty(), p.acts_on_full_cluster(), "{p:?}: {d:?}");
+    }
+}

@@ -677,6 +677,10 @@ impl Sim<'_> {
         // A full decision buffer means "apply these and ask again"; a few passes always suffice
         // because each pass starts at least one job or changes nothing.
         for _ in 0..8 {
+            let full = (0..self.specs.len()).all(|t| self.cluster.free_count(t) == 0);
+            if full && !self.kind.acts_on_full_cluster() {
+                break; // the policy could only start jobs: nothing to decide
+            }
             self.build_views(now);
             let cap = (self.cluster.len() * 2 + 16).min(self.views.len() * 2 + 16);
             self.decisions.clear();

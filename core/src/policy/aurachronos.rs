@@ -15,8 +15,8 @@
 //! preempted and they run on whatever is free. The simulator counts lost work and its energy.
 
 use super::{
-    fair_share, free_of_total, slack_s, split, ClusterView, Decision, Decisions, JobView,
-    ModelTable, Objective, PolicyParams, Probe, MAX_GPU_TYPES,
+    fair_share, free_of_total, partition, slack_s, sort_by_key, split, ClusterView, Decision,
+    Decisions, JobView, ModelTable, Objective, PolicyParams, Probe, MAX_GPU_TYPES,
 };
 use crate::units::secs;
 
@@ -36,17 +36,15 @@ pub fn schedule(
     let (front, victims) = scratch[..n].split_at_mut(n - r);
     let order = &mut front[..p];
     let now = cluster.now;
-    order.sort_unstable_by(|&a, &b| {
+    // Urgent jobs first, by slack; best-effort ones after, by EDP. The best-effort part is only
+    // sorted if GPUs are left once urgent jobs are served, so a full cluster costs
+    // O(u log u) for u urgent jobs, not O(n log n).
+    let u = partition(order, |i| jobs[i as usize].urgent);
+    let (urgent, best_effort) = order.split_at_mut(u);
+    urgent.sort_unstable_by(|&a, &b| {
         let (ja, jb) = (&jobs[a as usize], &jobs[b as usize]);
-        jb.urgent
-            .cmp(&ja.urgent)
-            .then_with(|| {
-                if ja.urgent && jb.urgent {
-                    slack_s(now, ja, &table).total_cmp(&slack_s(now, jb, &table))
-                } else {
-                    table.min_edp(ja).total_cmp(&table.min_edp(jb))
-                }
-            })
+        slack_s(now, ja, &table)
+            .total_cmp(&slack_s(now, jb, &table))
             .then(ja.id.cmp(&jb.id))
     });
     // Best-effort running jobs, least work at risk first; others are never victims.
@@ -69,18 +67,9 @@ pub fn schedule(
     let mut free = super::free_of(cluster);
     let share = fair_share(&free, p);
     let now_s = secs(now);
-    for &i in order.iter() {
+    for &i in urgent.iter() {
         let job = &jobs[i as usize];
         let probe = Probe::for_job(cluster, params, job);
-        if !job.urgent {
-            if let Some((cfg, _)) = probe.search(&free, share, Objective::MinEdp, true, None) {
-                if out.push(Decision::Start { job: i, cfg }).is_err() {
-                    return;
-                }
-                free[cfg.gpu_type as usize] -= cfg.gpus;
-            }
-            continue;
-        }
         let kmax = job.request.gpus.max(share);
         let deadline_s = job.deadline.map_or(f64::INFINITY, secs);
         let meets = |goodput: f64| now_s + job.remaining_work / goodput <= deadline_s;
@@ -120,6 +109,23 @@ pub fn schedule(
         }
         // Hopeless, or nothing to preempt: run now on what is free, to be as little late as possible.
         if let Some((cfg, _)) = found {
+            if out.push(Decision::Start { job: i, cfg }).is_err() {
+                return;
+            }
+            free[cfg.gpu_type as usize] -= cfg.gpus;
+        }
+    }
+    if free.iter().all(|&f| f == 0) {
+        return;
+    }
+    sort_by_key(best_effort, jobs, |j| table.min_edp(j));
+    for &i in best_effort.iter() {
+        if free.iter().all(|&f| f == 0) {
+            return;
+        }
+        let job = &jobs[i as usize];
+        let probe = Probe::for_job(cluster, params, job);
+        if let Some((cfg, _)) = probe.search(&free, share, Objective::MinEdp, true, None) {
             if out.push(Decision::Start { job: i, cfg }).is_err() {
                 return;
             }

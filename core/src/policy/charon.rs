@@ -110,6 +110,9 @@ pub fn schedule(
         // Freed GPUs stay idle this round: the cap just dropped.
         return;
     }
+    if free.iter().all(|&f| f == 0) {
+        return; // nothing can start: skip the sort
+    }
     let order = &mut front[..p];
     let table = ModelTable::new(cluster, params, false);
     let now = cluster.now;

@@ -18,6 +18,9 @@ pub fn schedule(
     scratch: &mut [u32],
     out: &mut Decisions<'_>,
 ) {
+    if super::no_free(cluster) {
+        return; // nothing can start: skip the sort
+    }
     let table = ModelTable::new(cluster, params, false);
     let (p, _) = split(jobs, scratch);
     let order = &mut scratch[..p];

@@ -28,6 +28,9 @@ pub fn schedule(
     scratch: &mut [u32],
     out: &mut Decisions<'_>,
 ) {
+    if super::no_free(cluster) {
+        return; // nothing can start: skip the sort
+    }
     let table = ModelTable::new(cluster, params, true);
     let (p, _) = split(jobs, scratch);
     let order = &mut scratch[..p];

@@ -75,6 +75,15 @@ impl PolicyKind {
         }
     }
 
+    /// Whether a round can decide anything while every GPU is allocated. FIFO, Pollux, Themis,
+    /// Chronos, Zeus and Hades only start or grow jobs, which needs a free GPU, so a caller may
+    /// skip their rounds on a full cluster (the result is the same, without building views).
+    /// AuraChronos preempts for urgent jobs and Charon sheds load when the cap drops: they must
+    /// see every round.
+    pub const fn acts_on_full_cluster(self) -> bool {
+        matches!(self, PolicyKind::AuraChronos | PolicyKind::Charon)
+    }
+
     /// Parses a name (case-insensitive); `None` for an unknown one.
     pub fn from_name(s: &str) -> Option<Self> {
         Self::ALL
@@ -611,6 +620,24 @@ pub(crate) fn slack_s(now: Nanos, job: &JobView, table: &ModelTable) -> f64 {
         }
         None => f64::INFINITY,
     }
+}
+
+/// Moves the indices satisfying `pred` to the front (in no particular order); returns how many.
+pub(crate) fn partition(idx: &mut [u32], pred: impl Fn(u32) -> bool) -> usize {
+    let mut k = 0;
+    for i in 0..idx.len() {
+        if pred(idx[i]) {
+            idx.swap(k, i);
+            k += 1;
+        }
+    }
+    k
+}
+
+/// Nothing can start: every GPU type is fully allocated.
+#[inline]
+pub(crate) fn no_free(cluster: &ClusterView<'_>) -> bool {
+    cluster.free.iter().all(|&f| f == 0)
 }
 
 /// Sorts `idx` by a key (ascending, `total_cmp`), ties broken by job id: deterministic.

@@ -33,6 +33,9 @@ pub(crate) fn adaptive(
     out: &mut Decisions<'_>,
     objective: Objective,
 ) {
+    if super::no_free(cluster) {
+        return; // nothing can start or grow: skip the sort
+    }
     let table = ModelTable::new(cluster, params, false);
     let n = jobs.len();
     let (p, r) = split(jobs, scratch);

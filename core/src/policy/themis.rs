@@ -13,6 +13,9 @@ pub fn schedule(
     scratch: &mut [u32],
     out: &mut Decisions<'_>,
 ) {
+    if super::no_free(cluster) {
+        return; // nothing can start: skip the sort
+    }
     let (p, _) = split(jobs, scratch);
     let order = &mut scratch[..p];
     order.sort_unstable_by(|&a, &b| {
