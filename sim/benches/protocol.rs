@@ -61,4 +61,30 @@ fn main() {
             );
         }
     }
+
+    // Overload: the seed rate (0.005 jobs/s, more than the cluster serves), so the queue grows
+    // all run long and every round that can start a job sorts a queue of thousands.
+    println!("\n| policy (overload) | jobs | simulated h | completed | events | wall s |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for policy in [PolicyKind::Fifo, PolicyKind::Pollux] {
+        for n in [1_000u64, 10_000] {
+            let rate = 0.005;
+            let hours = n as f64 / rate / 3600.0;
+            let text = format!("name = \"overload\"\nhours = {hours}\nseeds = 1\n");
+            let sc = parse_str(&text, "overload.toml", None).expect("valid");
+            let jobs = workload::generate(&sc, 0);
+            let t0 = Instant::now();
+            let r = sim::run(&sc, policy, &jobs, 0).expect("runs");
+            let dt = t0.elapsed().as_secs_f64();
+            println!(
+                "| {} | {} | {:.0} | {} | {} | {:.3} |",
+                policy.name(),
+                jobs.len(),
+                hours,
+                r.jobs_completed,
+                r.events,
+                dt
+            );
+        }
+    }
 }

@@ -15,7 +15,7 @@
 //! preempted and they run on whatever is free. The simulator counts lost work and its energy.
 
 use super::{
-    fair_share, free_of_total, partition, slack_s, sort_by_key, split, ClusterView, Decision,
+    by_key, fair_share, free_of_total, in_order, partition, slack_s, split, ClusterView, Decision,
     Decisions, JobView, ModelTable, Objective, PolicyParams, Probe, MAX_GPU_TYPES,
 };
 use crate::units::secs;
@@ -118,20 +118,20 @@ pub fn schedule(
     if free.iter().all(|&f| f == 0) {
         return;
     }
-    sort_by_key(best_effort, jobs, |j| table.min_edp(j));
-    for &i in best_effort.iter() {
+    in_order(best_effort, by_key(jobs, |j| table.min_edp(j)), |i| {
         if free.iter().all(|&f| f == 0) {
-            return;
+            return false;
         }
         let job = &jobs[i as usize];
         let probe = Probe::for_job(cluster, params, job);
         if let Some((cfg, _)) = probe.search(&free, share, Objective::MinEdp, true, None) {
             if out.push(Decision::Start { job: i, cfg }).is_err() {
-                return;
+                return false;
             }
             free[cfg.gpu_type as usize] -= cfg.gpus;
         }
-    }
+        true
+    });
 }
 
 /// Most decisions one preemption writes: victims plus the start.

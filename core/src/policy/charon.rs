@@ -12,8 +12,8 @@
 //! not enough, are preempted newest first.
 
 use super::{
-    age_s, fair_share, sort_by_key, split, ClusterView, Decision, Decisions, JobView, ModelTable,
-    Objective, PolicyParams, Probe,
+    age_s, by_key, fair_share, in_order, sort_by_key, split, ClusterView, Decision, Decisions,
+    JobView, ModelTable, Objective, PolicyParams, Probe,
 };
 use crate::jobmodel::evaluate;
 
@@ -116,18 +116,18 @@ pub fn schedule(
     let order = &mut front[..p];
     let table = ModelTable::new(cluster, params, false);
     let now = cluster.now;
-    sort_by_key(order, jobs, |j| {
+    let cmp = by_key(jobs, |j| {
         table.est_remaining_s(j) - params.age_factor * age_s(now, j)
     });
     let share = fair_share(&free, p);
-    for &i in order.iter() {
+    in_order(order, cmp, |i| {
         if free.iter().all(|&f| f == 0) {
-            break;
+            return false;
         }
         let job = &jobs[i as usize];
         let budget = cap - MARGIN_W - committed;
         if budget <= 0.0 {
-            break;
+            return false;
         }
         let probe = Probe::for_job(cluster, params, job);
         let kmax = if job.rigid {
@@ -138,13 +138,14 @@ pub fn schedule(
         let Some((cfg, perf)) =
             probe.search(&free, kmax, Objective::MaxGoodput, true, Some(budget))
         else {
-            continue;
+            return true;
         };
         if out.push(Decision::Start { job: i, cfg }).is_err() {
-            return;
+            return false;
         }
         let idle = cluster.gpu_specs[cfg.gpu_type as usize].idle_w;
         committed += (perf.power_per_gpu_w - idle) * cfg.gpus as f64;
         free[cfg.gpu_type as usize] -= cfg.gpus;
-    }
+        true
+    });
 }

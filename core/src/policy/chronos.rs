@@ -25,7 +25,8 @@ pub fn schedule(
     let (p, _) = split(jobs, scratch);
     let order = &mut scratch[..p];
     let now = cluster.now;
-    order.sort_unstable_by(|&a, &b| {
+    let cmp = |a: &u32, b: &u32| {
+        let (a, b) = (*a, *b);
         let (ja, jb) = (&jobs[a as usize], &jobs[b as usize]);
         jb.urgent
             .cmp(&ja.urgent)
@@ -37,9 +38,9 @@ pub fn schedule(
                 }
             })
             .then(ja.id.cmp(&jb.id))
-    });
+    };
     let mut free = super::free_of(cluster);
-    place(order, &mut free, false, out, |i, free| {
+    place(order, cmp, &mut free, false, out, |i, free| {
         let job = &jobs[i as usize];
         Probe::for_job(cluster, params, job)
             .search(free, job.request.gpus, Objective::Requested, false, None)

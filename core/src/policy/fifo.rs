@@ -5,7 +5,7 @@
 //! asked for (malleable jobs: their requested count and batch on the fastest type with room).
 
 use super::{
-    place, sort_by_key, split, ClusterView, Decisions, JobView, Objective, PolicyParams, Probe,
+    by_key, place, split, ClusterView, Decisions, JobView, Objective, PolicyParams, Probe,
 };
 
 /// One FIFO round.
@@ -21,12 +21,18 @@ pub fn schedule(
     }
     let (p, _) = split(jobs, scratch);
     let order = &mut scratch[..p];
-    sort_by_key(order, jobs, |j| j.arrival as f64);
     let mut free = super::free_of(cluster);
-    place(order, &mut free, true, out, |i, free| {
-        let job = &jobs[i as usize];
-        Probe::for_job(cluster, params, job)
-            .search(free, job.request.gpus, Objective::Requested, false, None)
-            .map(|(c, _)| c)
-    });
+    place(
+        order,
+        by_key(jobs, |j| j.arrival as f64),
+        &mut free,
+        true,
+        out,
+        |i, free| {
+            let job = &jobs[i as usize];
+            Probe::for_job(cluster, params, job)
+                .search(free, job.request.gpus, Objective::Requested, false, None)
+                .map(|(c, _)| c)
+        },
+    );
 }

@@ -10,7 +10,7 @@
 //! that do not fit.
 
 use super::{
-    fair_share, place, sort_by_key, split, ClusterView, Decisions, JobView, ModelTable, Objective,
+    by_key, fair_share, place, split, ClusterView, Decisions, JobView, ModelTable, Objective,
     PolicyParams, Probe,
 };
 use crate::units::kwh;
@@ -34,10 +34,10 @@ pub fn schedule(
     let table = ModelTable::new(cluster, params, true);
     let (p, _) = split(jobs, scratch);
     let order = &mut scratch[..p];
-    sort_by_key(order, jobs, |j| score(table.min_edp(j), j.user_energy_j));
+    let cmp = by_key(jobs, |j| score(table.min_edp(j), j.user_energy_j));
     let mut free = super::free_of(cluster);
     let share = fair_share(&free, p);
-    place(order, &mut free, false, out, |i, free| {
+    place(order, cmp, &mut free, false, out, |i, free| {
         let job = &jobs[i as usize];
         Probe::for_job(cluster, params, job)
             .search(free, share, Objective::MinEdp, true, None)

@@ -648,32 +648,76 @@ pub(crate) fn sort_by_key(idx: &mut [u32], jobs: &[JobView], key: impl Fn(&JobVi
     });
 }
 
-/// Places the jobs of `order` in turn. `choose` returns a configuration that fits in `free` (or
-/// `None`); with `blocking`, the first job that does not fit stops the round (strict FCFS).
-/// Returns false when the decision buffer filled up.
+/// Comparator of job indices by a key (ascending, `total_cmp`), ties broken by job id, so every
+/// ordering is total and deterministic.
+pub(crate) fn by_key<'j>(
+    jobs: &'j [JobView],
+    key: impl Fn(&JobView) -> f64 + 'j,
+) -> impl Fn(&u32, &u32) -> core::cmp::Ordering + 'j {
+    move |&a, &b| {
+        let (ja, jb) = (&jobs[a as usize], &jobs[b as usize]);
+        key(ja).total_cmp(&key(jb)).then(ja.id.cmp(&jb.id))
+    }
+}
+
+/// Visits `idx` in `cmp` order without sorting all of it: it selects the smallest remaining
+/// elements in chunks (64, then doubling), sorts each chunk and visits it, until `visit` returns
+/// false. A round that stops after a few jobs (the cluster is full) costs `O(n)`; one that visits
+/// everything `O(n log n)`, like a sort. The order visited is exactly the sorted order.
+pub(crate) fn in_order(
+    idx: &mut [u32],
+    cmp: impl Fn(&u32, &u32) -> core::cmp::Ordering,
+    mut visit: impl FnMut(u32) -> bool,
+) {
+    let mut start = 0;
+    let mut chunk = 64usize;
+    while start < idx.len() {
+        let rest = &mut idx[start..];
+        let k = chunk.min(rest.len());
+        if k < rest.len() {
+            rest.select_nth_unstable_by(k - 1, &cmp);
+        }
+        let head = &mut rest[..k];
+        head.sort_unstable_by(&cmp);
+        for &i in head.iter() {
+            if !visit(i) {
+                return;
+            }
+        }
+        start += k;
+        chunk = chunk.saturating_mul(2);
+    }
+}
+
+/// Places the jobs of `order` in `cmp` order. `choose` returns a configuration that fits in
+/// `free` (or `None`); with `blocking`, the first job that does not fit stops the round (strict
+/// FCFS). Stops when no GPU is left. Returns false when the decision buffer filled up.
 pub(crate) fn place(
-    order: &[u32],
+    order: &mut [u32],
+    cmp: impl Fn(&u32, &u32) -> core::cmp::Ordering,
     free: &mut Free,
     blocking: bool,
     out: &mut Decisions<'_>,
     mut choose: impl FnMut(u32, &Free) -> Option<Config>,
 ) -> bool {
-    for &i in order {
+    let mut room = true;
+    in_order(order, cmp, |i| {
         if free.iter().all(|&f| f == 0) {
-            break;
+            return false;
         }
         match choose(i, free) {
             Some(cfg) => {
                 if out.push(Decision::Start { job: i, cfg }).is_err() {
+                    room = false;
                     return false;
                 }
                 free[cfg.gpu_type as usize] -= cfg.gpus;
+                true
             }
-            None if blocking => break,
-            None => {}
+            None => !blocking,
         }
-    }
-    true
+    });
+    room
 }
 
 /// Grows running malleable jobs into GPUs left free (Pollux and Zeus re-allocate as the queue

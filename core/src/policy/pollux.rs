@@ -9,8 +9,8 @@
 //! reconfiguration cost.
 
 use super::{
-    age_s, fair_share, grow_running, place, sort_by_key, split, ClusterView, Decisions, JobView,
-    ModelTable, Objective, PolicyParams, Probe,
+    age_s, by_key, fair_share, grow_running, place, sort_by_key, split, ClusterView, Decisions,
+    JobView, ModelTable, Objective, PolicyParams, Probe,
 };
 
 /// One Pollux round.
@@ -42,13 +42,13 @@ pub(crate) fn adaptive(
     let (front, back) = scratch[..n].split_at_mut(n - r);
     let order = &mut front[..p];
     let now = cluster.now;
-    sort_by_key(order, jobs, |j| {
+    let cmp = by_key(jobs, |j| {
         table.est_remaining_s(j) - params.age_factor * age_s(now, j)
     });
     let mut free = super::free_of(cluster);
     let share = fair_share(&free, p);
     let limits = objective == Objective::MinEdp;
-    if !place(order, &mut free, false, out, |i, free| {
+    if !place(order, cmp, &mut free, false, out, |i, free| {
         let job = &jobs[i as usize];
         Probe::for_job(cluster, params, job)
             .search(free, share, objective, limits, None)

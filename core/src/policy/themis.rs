@@ -18,15 +18,16 @@ pub fn schedule(
     }
     let (p, _) = split(jobs, scratch);
     let order = &mut scratch[..p];
-    order.sort_unstable_by(|&a, &b| {
+    let cmp = |a: &u32, b: &u32| {
+        let (a, b) = (*a, *b);
         let (ja, jb) = (&jobs[a as usize], &jobs[b as usize]);
         ja.user_gpu_s
             .total_cmp(&jb.user_gpu_s)
             .then(ja.arrival.cmp(&jb.arrival))
             .then(ja.id.cmp(&jb.id))
-    });
+    };
     let mut free = super::free_of(cluster);
-    place(order, &mut free, false, out, |i, free| {
+    place(order, cmp, &mut free, false, out, |i, free| {
         let job = &jobs[i as usize];
         Probe::for_job(cluster, params, job)
             .search(free, job.request.gpus, Objective::Requested, false, None)
