@@ -777,3 +777,44 @@ pub(crate) fn grow_running(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn in_order_visits_exactly_the_sorted_order(keys in proptest::collection::vec(0u32..50, 0..400), stop in 0usize..450) {
+            let mut idx: [u32; 400] = core::array::from_fn(|i| i as u32);
+            let n = keys.len();
+            let cmp = |a: &u32, b: &u32| keys[*a as usize].cmp(&keys[*b as usize]).then(a.cmp(b));
+            let mut sorted = idx;
+            sorted[..n].sort_unstable_by(cmp);
+            let mut seen = [0u32; 400];
+            let mut k = 0;
+            in_order(&mut idx[..n], cmp, |i| {
+                seen[k] = i;
+                k += 1;
+                k < stop
+            });
+            prop_assert_eq!(k, n.min(stop.max(1)));
+            prop_assert_eq!(&seen[..k], &sorted[..k]);
+        }
+    }
+
+    #[test]
+    fn partition_and_pow2() {
+        let mut v = [5u32, 2, 8, 3, 6];
+        let k = partition(&mut v, |x| x % 2 == 0);
+        assert_eq!(k, 3);
+        assert!(v[..3].iter().all(|x| x % 2 == 0) && v[3..].iter().all(|x| x % 2 == 1));
+        assert_eq!(
+            (pow2_floor(0), pow2_floor(1), pow2_floor(7), pow2_floor(8)),
+            (1, 1, 4, 8)
+        );
+        let free: Free = [3, 5, 0, 0];
+        assert_eq!(fair_share(&free, 2), 4);
+        assert_eq!(fair_share(&free, 100), 1);
+    }
+}
