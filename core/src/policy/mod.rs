@@ -2,9 +2,10 @@
 //!
 //! A policy reads a [`ClusterView`] (time, GPU types, free GPUs, power cap, models) and a slice of
 //! [`JobView`]s (pending and running jobs), and writes [`Decision`]s (start, resize, preempt) into a
-//! caller-provided [`Decisions`] buffer. It allocates nothing: it sorts job indices in a scratch
-//! slice of `u32` the caller provides (at least `jobs.len()` long), so a round costs
-//! `O(n log n)` in the number of jobs `n`, never `O(n^2)`.
+//! caller-provided [`Decisions`] buffer. It allocates nothing: it orders job indices in a scratch
+//! slice of `u32` the caller provides (at least `jobs.len()` long), by chunked selection, so a
+//! round costs `O(n)` when the cluster fills after a few jobs and at most `O(n log n)` in the
+//! number of jobs `n`, never `O(n^2)`.
 //!
 //! Malleable jobs get a configuration (GPU type, GPU count `k`, batch `b`, power limit) chosen by
 //! the policy; rigid jobs keep the type, count and batch they asked for.
