@@ -147,3 +147,23 @@ fn traces_are_read_relative_to_the_scenario() {
         "{e}"
     );
 }
+
+#[test]
+fn every_shipped_scenario_file_parses_and_runs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let mut sc = Scenario::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            sc.hours = sc.hours.min(2.0);
+            let jobs = eas_sim::workload::generate(&sc, 0);
+            for p in ea2p_core::policy::PolicyKind::ALL {
+                eas_sim::sim::run(&sc, p, &jobs, 0)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "seed, power-cap and mm16 scenarios");
+}
