@@ -5,7 +5,7 @@
 //! A source is discovered by its adapter, describes itself once with a [`SourceInfo`], and is then
 //! read repeatedly: each read returns a [`RawReading`], either a raw energy counter in the source's
 //! own ticks (fed to [`crate::counter::EnergyCounter`]) or an instantaneous/averaged power (fed to
-//! [`crate::integrate::PowerIntegrator`]). The caller stamps each reading with its own clock.
+//! [`crate::integrate::EnergyTrack`]). The caller stamps each reading with its own clock.
 
 use heapless::String;
 use serde::{Deserialize, Serialize};
