@@ -60,7 +60,8 @@ pub const COMMAND_LEN: usize = 128;
 /// Capacity of a region name, in bytes.
 pub const REGION_NAME_LEN: usize = 64;
 
-/// Largest postcard encoding of any [`Record`], in bytes (the fullest [`Header`] takes about 430).
+/// Largest postcard encoding of any [`Record`], in bytes: the fullest [`Header`] takes 421 (test
+/// `fullest_records_fit_max_record_len` in `core/tests/format.rs`), the rest fewer.
 pub const MAX_RECORD_LEN: usize = 512;
 /// Largest payload (record + 4-byte CRC) inside a frame.
 pub const MAX_PAYLOAD_LEN: usize = MAX_RECORD_LEN + CRC_LEN;
@@ -150,7 +151,8 @@ impl SampleFlags {
     }
 }
 
-/// One reading of one source: the frame written most often, kept compact (about 25-40 bytes).
+/// One reading of one source: the frame written most often, kept compact (a counter sample one
+/// hour into a run is a 32-byte frame; test `sample_frame_is_compact`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     /// The [`SourceDecl::id`] it belongs to.

@@ -465,6 +465,7 @@ fn fullest_header_fits_and_padding_is_ignored() {
 fn sample_frame_is_compact() {
     let mut buf = [0u8; MAX_FRAME_LEN];
     let n = encode(&sample_record(3_600_000_000_000), &mut buf).unwrap();
+    eprintln!("sample frame: {n} bytes");
     assert!(n <= 40, "sample frame is {n} bytes");
 }
 
@@ -568,4 +569,38 @@ fn frame_layout_is_postcard_crc_cobs() {
     expected.extend_from_slice(&block);
     expected.push(0);
     assert_eq!(&buf[..n], &expected[..]);
+}
+
+#[test]
+fn fullest_records_fit_max_record_len() {
+    let decl = Record::Source(SourceDecl {
+        id: u16::MAX,
+        info: SourceInfo {
+            component: Component::Gpu,
+            index: u32::MAX,
+            provenance: Provenance::Estimated,
+            quantity: Quantity::EnergyCounter {
+                joules_per_tick: 1e-6,
+                max_ticks: Some(u64::MAX),
+            },
+            update_period_ns: u64::MAX,
+            max_power_w: Some(700.0),
+            name: truncated(&"n".repeat(100)),
+        },
+    });
+    let marker = Record::Marker(Marker {
+        region: u32::MAX,
+        kind: MarkerKind::End,
+        t_ns: u64::MAX,
+        name: truncated(&"r".repeat(100)),
+        parent: Some(u32::MAX),
+    });
+    for rec in [Record::Header(full_header(VERSION)), decl, marker] {
+        let body = postcard::to_allocvec(&rec).unwrap();
+        eprintln!("{} bytes: {:?}", body.len(), core::mem::discriminant(&rec));
+        assert!(body.len() <= MAX_RECORD_LEN);
+        let mut buf = [0u8; MAX_FRAME_LEN];
+        let n = encode(&rec, &mut buf).unwrap();
+        assert_eq!(decode_all(&buf[..n]), (vec![rec], vec![]));
+    }
 }
