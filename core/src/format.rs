@@ -39,6 +39,32 @@
 //! [`Decoder`] iterates over a whole file in memory; [`FrameSplitter`] does the same over a file
 //! read in chunks with a bounded buffer from the caller. Both yield `Ok(Record)` for each intact
 //! frame and `Err(Skipped)` for each damaged stretch, with its byte offset, length and reason.
+//!
+//! ```
+//! use ea2p_core::format::{encode, Decoder, End, ExitStatus, FrameSplitter, Record, MAX_FRAME_LEN};
+//!
+//! // Writing: one frame per record, appended to the file as is.
+//! let mut file = [0u8; 2 * MAX_FRAME_LEN];
+//! let rec = Record::End(End { t_ns: 5, exit: ExitStatus::Code(0) });
+//! let n = encode(&rec, &mut file).unwrap();
+//! let file = &file[..n];
+//!
+//! // Reading a whole file.
+//! let records: Vec<_> = Decoder::new(file).filter_map(Result::ok).collect();
+//! assert_eq!(records, [rec.clone()]);
+//!
+//! // Reading in chunks (here of 3 bytes) with a bounded buffer.
+//! let mut buf = [0u8; MAX_FRAME_LEN];
+//! let mut splitter = FrameSplitter::new(&mut buf);
+//! let mut got = Vec::new();
+//! for mut chunk in file.chunks(3) {
+//!     while let Some(item) = splitter.next(&mut chunk) {
+//!         got.push(item);
+//!     }
+//! }
+//! assert_eq!(splitter.finish(), None); // no partial frame at the end
+//! assert_eq!(got, [Ok(rec)]);
+//! ```
 
 use heapless::String;
 use serde::{Deserialize, Serialize};
