@@ -13,9 +13,16 @@
 //! ceil(`plan_gpu` / 100); submit = start = earliest task start; end = latest task
 //! end; duration = end - start; state = `Failed` if any task failed, `Completed` if all
 //! terminated, else the first other status; GPU type = the first GPU task's `gpu_type`.
-//! The user is in the separate job table (`pai_job_table`), not read here: `user` is
-//! empty. Times are relative to the first job's submit unless an origin is given.
+//! The user is in the separate job table (`pai_job_table.csv`, also headerless:
+//! `job_name,inst_id,user,status,start_time,end_time`, from
+//! `cluster-trace-gpu-v2020/data/pai_job_table.header`): without it `user` is empty;
+//! with [`load_job_table`] + [`Reader::with_job_table`] each job gets its user, and its
+//! submit time becomes the job table's `start_time` (the job's submission) when
+//! present. That table is held in memory (one entry per job), the one part of this
+//! crate whose memory grows with the trace. Times are relative to the first job's
+//! submit unless an origin is given.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 
 use crate::{parse_f64, JobState, RowError, TraceJob};
@@ -33,6 +40,87 @@ pub const COLUMNS: [&str; 10] = [
     "plan_gpu",
     "gpu_type",
 ];
+
+/// The job table's columns, in file order (no header row in the file).
+pub const JOB_COLUMNS: [&str; 6] = [
+    "job_name",
+    "inst_id",
+    "user",
+    "status",
+    "start_time",
+    "end_time",
+];
+
+/// What the job table adds to a job: its user and its submission time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobInfo {
+    /// The hashed user.
+    pub user: String,
+    /// The job's submission (`start_time` of the job table), seconds on the trace clock.
+    pub submit: Option<f64>,
+}
+
+/// Reads a whole `pai_job_table.csv` into a map from `job_name` to [`JobInfo`].
+pub fn load_job_table<R: BufRead>(
+    input: R,
+    file: &str,
+) -> Result<BTreeMap<String, JobInfo>, RowError> {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(input);
+    let mut map = BTreeMap::new();
+    let mut rec = csv::StringRecord::new();
+    loop {
+        match csv.read_record(&mut rec) {
+            Ok(false) => return Ok(map),
+            Ok(true) => {
+                let row = rec.position().map_or(0, |p| p.line());
+                if rec.len() != JOB_COLUMNS.len() {
+                    return Err(RowError::new(
+                        file,
+                        row,
+                        None,
+                        format!(
+                            "expected {} columns ({}), found {}",
+                            JOB_COLUMNS.len(),
+                            JOB_COLUMNS.join(","),
+                            rec.len()
+                        ),
+                    ));
+                }
+                let st = rec[4].trim();
+                let submit = if st.is_empty() || st.eq_ignore_ascii_case("nan") {
+                    None
+                } else {
+                    Some(parse_f64(
+                        st,
+                        file,
+                        row,
+                        "start_time",
+                        "seconds since the trace start like 3600",
+                    )?)
+                };
+                map.insert(
+                    rec[0].to_string(),
+                    JobInfo {
+                        user: rec[2].to_string(),
+                        submit,
+                    },
+                );
+            }
+            Err(e) => {
+                let row = e.position().map_or(0, |p| p.line());
+                return Err(RowError::new(
+                    file,
+                    row,
+                    None,
+                    format!("expected a CSV row of the job table: {e}"),
+                ));
+            }
+        }
+    }
+}
 
 #[derive(Debug)]
 struct Partial {
@@ -55,6 +143,7 @@ pub struct Reader<R> {
     pending: Option<Partial>,
     record: csv::StringRecord,
     done: bool,
+    jobs: Option<BTreeMap<String, JobInfo>>,
 }
 
 impl<R: BufRead> Reader<R> {
@@ -76,7 +165,14 @@ impl<R: BufRead> Reader<R> {
             pending: None,
             record: csv::StringRecord::new(),
             done: false,
+            jobs: None,
         }
+    }
+
+    /// Adds the job table (from [`load_job_table`]): users and submission times.
+    pub fn with_job_table(mut self, jobs: BTreeMap<String, JobInfo>) -> Self {
+        self.jobs = Some(jobs);
+        self
     }
 
     fn opt_time(&self, i: usize, row: u64) -> Result<Option<f64>, RowError> {
@@ -151,7 +247,10 @@ impl<R: BufRead> Reader<R> {
     }
 
     fn finish(&mut self, p: Partial) -> Result<TraceJob, RowError> {
-        let submit = p.start.ok_or_else(|| {
+        let info = self.jobs.as_ref().and_then(|m| m.get(&p.id));
+        let user = info.map(|i| i.user.clone()).unwrap_or_default();
+        let start = p.start;
+        let submit = info.and_then(|i| i.submit).or(start).ok_or_else(|| {
             RowError::new(
                 &self.file,
                 p.row,
@@ -169,14 +268,17 @@ impl<R: BufRead> Reader<R> {
         };
         Ok(TraceJob {
             id: p.id,
-            user: String::new(),
+            user,
             submit_s: submit - origin,
-            start_s: Some(submit - origin),
+            start_s: start.map(|s| s - origin),
             end_s: p.end.map(|e| e - origin),
             gpus: p.gpus,
             gpu_type: p.gpu_type,
             state,
-            duration_s: p.end.map(|e| e - submit),
+            duration_s: match (start, p.end) {
+                (Some(s), Some(e)) => Some(e - s),
+                _ => None,
+            },
         })
     }
 }
@@ -271,6 +373,34 @@ pub fn write<W: Write, I: IntoIterator<Item = TraceJob>>(out: W, jobs: I) -> std
             "29.3",
             &(u64::from(j.gpus) * 100).to_string(),
             j.gpu_type.as_deref().unwrap_or(""),
+        ])?;
+    }
+    w.flush()
+}
+
+/// Writes the matching headerless `pai_job_table.csv` (user and submission of each
+/// job; `inst_id` repeats the job name), for [`load_job_table`].
+pub fn write_job_table<W: Write, I: IntoIterator<Item = TraceJob>>(
+    out: W,
+    jobs: I,
+) -> std::io::Result<()> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(out);
+    for j in jobs {
+        let status = match &j.state {
+            JobState::Completed => "Terminated",
+            JobState::Failed | JobState::Killed => "Failed",
+            JobState::Other(s) => s.as_str(),
+        };
+        let end = j.duration_s.map(|d| j.submit_s + d).or(j.end_s);
+        w.write_record([
+            j.id.as_str(),
+            j.id.as_str(),
+            j.user.as_str(),
+            status,
+            &format!("{}", j.submit_s.round()),
+            &end.map(|e| format!("{}", e.round())).unwrap_or_default(),
         ])?;
     }
     w.flush()
