@@ -72,7 +72,8 @@ impl TraceJob {
 pub struct RowError {
     /// The file (or stream name) given to the reader.
     pub file: String,
-    /// 1-based line number where the bad record starts.
+    /// 1-based line number where the bad record starts; 0 when the error is not in a
+    /// row (the file cannot be opened).
     pub row: u64,
     /// The column (field name) at fault, if one.
     pub column: Option<String>,
@@ -82,6 +83,9 @@ pub struct RowError {
 
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.row == 0 {
+            return write!(f, "{}: {}", self.file, self.message);
+        }
         match &self.column {
             Some(c) => write!(
                 f,
@@ -142,6 +146,30 @@ pub fn read<'a, R: BufRead + 'a>(
         Format::Philly => Box::new(philly::Reader::new(input, file)),
         Format::Alibaba => Box::new(alibaba::Reader::new(input, file)),
     })
+}
+
+/// Opens the trace file at `path` in `format` and streams it (a buffered reader).
+///
+/// For the scenario source `arrivals = { trace = "file", format = "helios" }`; errors
+/// name `path`.
+pub fn open(
+    path: &std::path::Path,
+    format: Format,
+) -> Result<Box<dyn Iterator<Item = Result<TraceJob, RowError>>>, RowError> {
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| {
+        RowError::new(
+            &name,
+            0,
+            None,
+            format!("cannot open the {format:?} trace: {e}"),
+        )
+    })?;
+    read(
+        format,
+        std::io::BufReader::with_capacity(1 << 16, file),
+        &name,
+    )
 }
 
 /// Writes `jobs` in `format` to `out`; times are written relative to the format's origin.

@@ -310,6 +310,24 @@ fn policy_window_and_models() {
 }
 
 #[test]
+fn open_by_path() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    assert_eq!(
+        open(&dir.join("philly_sample.json"), Format::Philly)
+            .unwrap()
+            .count(),
+        30
+    );
+    let e = open(&dir.join("absent.csv"), Format::Helios).err().unwrap();
+    assert_eq!(e.row, 0);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("absent.csv: cannot open the Helios trace:"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn format_names() {
     assert_eq!("Helios".parse::<Format>(), Ok(Format::Helios));
     assert_eq!("pai".parse::<Format>(), Ok(Format::Alibaba));
