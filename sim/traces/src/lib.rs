@@ -273,6 +273,24 @@ impl Default for Window {
 }
 
 impl Window {
+    /// A checked window: `from_s < to_s` and a finite `speedup > 0`, else a message
+    /// saying what was expected (for `--from`, `--to`, `--speedup`).
+    pub fn new(from_s: f64, to_s: f64, speedup: f64) -> Result<Self, String> {
+        if !(speedup.is_finite() && speedup > 0.0) {
+            return Err(format!(
+                "--speedup: expected a number above 0, found {speedup}"
+            ));
+        }
+        if from_s.is_nan() || to_s.is_nan() || from_s >= to_s {
+            return Err(format!("--from {from_s} must be before --to {to_s}"));
+        }
+        Ok(Window {
+            from_s,
+            to_s,
+            speedup,
+        })
+    }
+
     /// Maps a trace time into the window's clock: `(t - from_s) / speedup`
     /// (`from_s` counts as 0 when unbounded).
     pub fn rescale(&self, t: f64) -> f64 {
