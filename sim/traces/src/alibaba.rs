@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 
-use crate::{parse_f64, JobState, RowError, TraceJob};
+use crate::{check_duration, parse_f64, JobState, RowError, TraceJob};
 
 /// The column names, in file order (the file itself has no header row).
 pub const COLUMNS: [&str; 10] = [
@@ -275,10 +275,15 @@ impl<R: BufRead> Reader<R> {
             gpus: p.gpus,
             gpu_type: p.gpu_type,
             state,
-            duration_s: match (start, p.end) {
-                (Some(s), Some(e)) => Some(e - s),
-                _ => None,
-            },
+            duration_s: check_duration(
+                match (start, p.end) {
+                    (Some(s), Some(e)) => Some(e - s),
+                    _ => None,
+                },
+                &self.file,
+                p.row,
+                "end_time",
+            )?,
         })
     }
 }

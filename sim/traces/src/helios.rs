@@ -10,7 +10,7 @@
 
 use std::io::{BufRead, Write};
 
-use crate::{parse_datetime, parse_f64, parse_u32, JobState, RowError, TraceJob};
+use crate::{check_duration, parse_datetime, parse_f64, parse_u32, JobState, RowError, TraceJob};
 
 /// The header the writer emits (and the columns the reader needs, except `vc`,
 /// `cpu_num`, `node_num` and `queue`, which it ignores).
@@ -155,6 +155,7 @@ impl<R: BufRead> Reader<R> {
                 "a number of seconds",
             )?)
         };
+        let duration_s = check_duration(duration_s, &self.file, row, "duration")?;
         Ok(TraceJob {
             id: self.field(0, row)?.to_string(),
             user: self.field(1, row)?.to_string(),

@@ -348,6 +348,25 @@ pub fn assign_model(seed: u64, job_id: &str, weights: &[u64]) -> Option<usize> {
 }
 
 /// Parses a run of optional float seconds, shared by the CSV readers.
+/// A run time must be a finite, non-negative number of seconds: an end before its start is a bad
+/// row, never a negative duration passed on to the simulator.
+pub(crate) fn check_duration(
+    d: Option<f64>,
+    file: &str,
+    row: u64,
+    col: &str,
+) -> Result<Option<f64>, RowError> {
+    match d {
+        Some(v) if !(v.is_finite() && v >= 0.0) => Err(RowError::new(
+            file,
+            row,
+            Some(col),
+            format!("expected an end not before the start (a duration >= 0 s), found {v} s"),
+        )),
+        _ => Ok(d),
+    }
+}
+
 pub(crate) fn parse_f64(
     s: &str,
     file: &str,

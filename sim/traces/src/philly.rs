@@ -19,7 +19,7 @@ use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{parse_datetime, JobState, RowError, TraceJob};
+use crate::{check_duration, parse_datetime, JobState, RowError, TraceJob};
 
 /// Origin written by [`write`]: 2017-08-07 00:00:00, the first day of the Philly trace.
 pub const WRITE_ORIGIN: i64 = 1_502_064_000;
@@ -214,7 +214,8 @@ impl<R: BufRead> Reader<R> {
             }
             end = e;
             if let (Some(s), Some(e)) = (s, e) {
-                *duration.get_or_insert(0.0) += (e - s) as f64;
+                let d = check_duration(Some((e - s) as f64), &self.file, row, "attempts.end_time")?;
+                *duration.get_or_insert(0.0) += d.unwrap_or(0.0);
             }
             let n: usize = a.detail.iter().map(|d| d.gpus.len()).sum();
             gpus = gpus.max(u32::try_from(n).unwrap_or(u32::MAX));

@@ -513,3 +513,35 @@ proptest! {
         prop_assert!(assign_model(seed, &id, &w).unwrap() < 3);
     }
 }
+
+/// Found by the `trace_importers` fuzz target: an end before the start gave a negative duration.
+#[test]
+fn end_before_start_is_a_bad_row_in_every_format() {
+    use eas_traces::{read, Format};
+    let cases = [
+        (
+            Format::Alibaba,
+            "jb1,worker,1,Terminated,26939,600,600,29.3,200,V100\n".to_string(),
+            "end_time",
+        ),
+        (
+            Format::Helios,
+            "job_id,user,vc,gpu_num,cpu_num,node_num,state,submit_time,start_time,end_time,duration,queue\n\
+             9000,usr0,vcA0,8,32,1,COMPLETED,2021-03-01 00:02:46,2021-03-01 00:03:05,2021-03-01 03:38:47,-5,19\n"
+                .to_string(),
+            "duration",
+        ),
+        (
+            Format::Philly,
+            r#"[{"jobid":"a","user":"u","status":"Pass","vc":"v","submitted_time":"2017-10-03 10:00:00","attempts":[{"start_time":"2017-10-03 11:00:00","end_time":"2017-10-03 10:30:00","detail":[]}]}]"#
+                .to_string(),
+            "attempts.end_time",
+        ),
+    ];
+    for (format, text, column) in cases {
+        let rows: Vec<_> = read(format, text.as_bytes(), "t").unwrap().collect();
+        let err = rows[0].as_ref().unwrap_err();
+        assert_eq!(err.column.as_deref(), Some(column), "{format:?}: {err}");
+        assert!(err.to_string().contains("not before the start"), "{err}");
+    }
+}
