@@ -1,1 +1,3 @@
-//! Linux energy sources for EA2P: powercap RAPL, the perf power PMU, procfs.
+#![doc = include_str!("../README.md")]
+
+pub mod rapl;
