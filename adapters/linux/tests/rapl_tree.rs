@@ -176,3 +176,43 @@ fn no_powercap_says_why() {
         RaplUnavailable::NoZones(_)
     ));
 }
+
+/// A process tree in a fake /proc: the root, a child, a grandchild, and an unrelated process.
+#[test]
+fn process_tree_usage_from_a_fake_proc() {
+    use ea2p_linux::procfs::tree_usage;
+    let tmp = tempfile::tempdir().unwrap();
+    let proc_ = |pid: u32, ppid: u32, ticks: u64, cticks: u64, rss: u64| {
+        let d = tmp.path().join(pid.to_string());
+        fs::create_dir_all(&d).unwrap();
+        fs::write(
+            d.join("stat"),
+            format!(
+                "{pid} (p {pid}) S {ppid} 0 0 0 -1 0 0 0 0 0 {ticks} 0 {cticks} 0 20 0 1 0 0 0 {rss}\n"
+            ),
+        )
+        .unwrap();
+    };
+    proc_(100, 1, 10, 5, 1000);
+    proc_(101, 100, 20, 0, 200);
+    proc_(102, 101, 30, 0, 30);
+    proc_(200, 1, 999, 0, 9999);
+    fs::create_dir_all(tmp.path().join("self")).unwrap();
+    let u = tree_usage(tmp.path(), 100).unwrap();
+    assert_eq!(u.processes, 3);
+    assert_eq!(u.cpu_ticks, 10 + 5 + 20 + 30);
+    assert_eq!(u.rss_pages, 1230);
+    assert_eq!(tree_usage(tmp.path(), 4242).unwrap().processes, 0);
+}
+
+/// The parsers agree with the real /proc of this machine (every CI machine is Linux).
+#[test]
+fn real_proc_of_this_process() {
+    use ea2p_linux::procfs::{cpu_times, meminfo, tree_usage};
+    let root = Path::new("/proc");
+    let u = tree_usage(root, std::process::id()).unwrap();
+    assert!(u.processes >= 1 && u.rss_pages > 0, "{u:?}");
+    assert!(meminfo(root).unwrap().total_bytes > 0);
+    let t = cpu_times(root).unwrap();
+    assert!(t.busy + t.idle > 0);
+}
