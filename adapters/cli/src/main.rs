@@ -678,12 +678,15 @@ fn summarize(tracked: &[Tracked], t_end: Nanos, intensity: f64, code: i32) -> Su
         .iter()
         .filter(|s| !s.source.info().component.is_nested())
         .map(|s| s.track.total_j())
-        .sum();
+        .fold(0.0, |a, b| a + b);
     let mut table = format!(
         "\n{:<11} {:<9} {:>12} {:>10} {:>9} {:>9} {:>7}\n",
         "component", "kind", "energy J", "Wh", "avg W", "peak W", "share"
     );
     let mut components = Vec::new();
+    if tracked.is_empty() {
+        table += "(no source could be read: nothing was measured; `ea2p sources` says why)\n";
+    }
     for s in tracked {
         let info = s.source.info();
         let e = s.track.total_j();
