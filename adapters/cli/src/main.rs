@@ -118,6 +118,9 @@ fn parse_duration(s: &str) -> Result<Nanos, String> {
     }
 }
 
+/// How often the sampler checks whether the command has exited.
+const CHILD_POLL_NS: Nanos = 10_000_000;
+
 /// Max power per logical CPU, from Cloud Carbon Footprint's SPECpower averages (3.5 W per vCPU
 /// at full load; the idle share is `estimate::DEFAULT_IDLE_FRACTION_OF_TDP`).
 const DEFAULT_TDP_PER_CPU_W: f64 = 3.5;
@@ -580,6 +583,7 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         tracked.push(Tracked::new(i as u16, s, args.interval));
     }
     let mut forwarded = false;
+    let mut next_child_check = 0;
     let status = loop {
         let t = now();
         for s in tracked.iter_mut().filter(|s| t >= s.next) {
@@ -589,8 +593,13 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
             // Absolute deadlines: no drift; a late wake-up skips, never bunches, readings.
             s.next += s.period * ((t - s.next) / s.period + 1);
         }
-        if let Some(status) = child.try_wait().context("cannot wait for the command")? {
-            break status;
+        // The child is polled every 10 ms, not at every reading: a wait syscall per
+        // millisecond would cost more than the readings themselves.
+        if t >= next_child_check {
+            next_child_check = t + CHILD_POLL_NS;
+            if let Some(status) = child.try_wait().context("cannot wait for the command")? {
+                break status;
+            }
         }
         let sig = signal.swap(0, Ordering::Relaxed);
         if sig != 0 && !forwarded {
@@ -602,10 +611,9 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
             .iter()
             .map(|s| s.next)
             .min()
-            .unwrap_or(t + args.interval);
-        let wait = next
-            .saturating_sub(now())
-            .clamp(50_000, args.interval.max(1_000_000));
+            .unwrap_or(next_child_check)
+            .min(next_child_check);
+        let wait = next.saturating_sub(now()).clamp(20_000, CHILD_POLL_NS);
         std::thread::sleep(Duration::from_nanos(wait));
     };
     // A last reading of every source at the end of the run.

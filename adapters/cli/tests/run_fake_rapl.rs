@@ -19,20 +19,20 @@ fn measures_a_known_power_through_wraps_and_passes_the_exit_code() {
     fs::write(zone.join("max_energy_range_uj"), format!("{MAX_UJ}\n")).unwrap();
     fs::write(zone.join("constraint_0_power_limit_uw"), "65000000\n").unwrap();
     let energy = zone.join("energy_uj");
-    fs::write(&energy, "0\n").unwrap();
+    fs::write(&energy, format!("{:>12}\n", 0)).unwrap();
 
-    // The fake hardware: energy_uj = 20 W x elapsed, modulo max + 1, updated every millisecond
-    // (written to a temporary file and renamed, so a reader never sees a half-written value).
+    // The fake hardware: energy_uj = 20 W x elapsed, modulo max + 1, updated every millisecond,
+    // rewritten in place (one fixed-width pwrite, like sysfs: same inode, never half-written).
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (stop, energy) = (Arc::clone(&stop), energy.clone());
         std::thread::spawn(move || {
+            use std::os::unix::fs::FileExt;
+            let file = fs::OpenOptions::new().write(true).open(&energy).unwrap();
             let t0 = Instant::now();
-            let tmpfile = energy.with_extension("tmp");
             while !stop.load(Ordering::Relaxed) {
                 let uj = (t0.elapsed().as_secs_f64() * WATTS * 1e6) as u64 % (MAX_UJ + 1);
-                fs::write(&tmpfile, format!("{uj}\n")).unwrap();
-                fs::rename(&tmpfile, &energy).unwrap();
+                file.write_at(format!("{uj:>12}\n").as_bytes(), 0).unwrap();
                 std::thread::sleep(Duration::from_millis(1));
             }
         })

@@ -30,9 +30,11 @@ pub const UPDATE_PERIOD_NS: Nanos = NANOS_PER_MS;
 pub const POWER_LIMIT_HEADROOM: f64 = 1.5;
 
 /// One RAPL zone that can be read.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RaplSource {
     energy_path: PathBuf,
+    /// Kept open: each read is one `pread` at offset 0, not open + read + close.
+    file: Option<fs::File>,
     zone: String,
     info: SourceInfo,
 }
@@ -50,20 +52,27 @@ impl Source for RaplSource {
     }
 
     fn read(&mut self, _now: Nanos) -> Result<RawReading, ReadError> {
-        let text = fs::read_to_string(&self.energy_path).map_err(|e| io_read_error(&e))?;
-        text.trim()
-            .parse::<u64>()
-            .map(RawReading::Counter)
-            .map_err(|_| {
-                ReadError::new(
-                    ReadErrorKind::Malformed,
-                    &format!(
-                        "{}: expected an integer, found {:?}",
-                        self.zone,
-                        text.trim()
-                    ),
-                )
-            })
+        use std::os::unix::fs::FileExt;
+        if self.file.is_none() {
+            self.file = Some(fs::File::open(&self.energy_path).map_err(|e| io_read_error(&e))?);
+        }
+        let mut buf = [0u8; 32];
+        let n = match self.file.as_ref().map(|f| f.read_at(&mut buf, 0)) {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                // Reopen next time: the zone may have been removed and re-created.
+                self.file = None;
+                return Err(io_read_error(&e));
+            }
+            None => 0,
+        };
+        let text = std::str::from_utf8(&buf[..n]).unwrap_or("").trim();
+        text.parse::<u64>().map(RawReading::Counter).map_err(|_| {
+            ReadError::new(
+                ReadErrorKind::Malformed,
+                &format!("{}: expected an integer, found {:?}", self.zone, text),
+            )
+        })
     }
 }
 
@@ -243,6 +252,7 @@ fn open_zone(zone_dir: &Path, zone: &str, socket: u32) -> Result<RaplSource, Rap
         name: truncated(&format!("rapl {zone} {name}")),
     };
     Ok(RaplSource {
+        file: fs::File::open(&energy_path).ok(),
         energy_path,
         zone: zone.to_string(),
         info,
