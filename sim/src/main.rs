@@ -36,6 +36,27 @@ enum Cmd {
     Run(RunArgs),
     /// Print the built-in scenario (the seed protocol) as TOML, to start a scenario file from.
     Scenario,
+    /// Write a synthetic N-job trace (seeded, deterministic) in the simulator's CSV trace format
+    /// (`arrival_s,model,user,gpus,gpu_type,duration_s,deadline_s`), drawn from the scenario's
+    /// Poisson workload. `duration_s` is the job's isolated run time (requested configuration,
+    /// fastest type that fits), so a malleable job replayed from the trace is an approximation.
+    GenTrace(GenTraceArgs),
+}
+
+#[derive(Args, Debug)]
+struct GenTraceArgs {
+    /// Number of jobs to write.
+    #[arg(long, short = 'n')]
+    jobs: u64,
+    /// Output CSV file.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Scenario file (TOML) whose Poisson workload is drawn from. Default: the seed protocol.
+    #[arg(long, short)]
+    scenario: Option<PathBuf>,
+    /// Run index (with the scenario's base seed, picks the RNG stream).
+    #[arg(long, default_value_t = 0)]
+    run: u32,
 }
 
 #[derive(Args, Debug, Default)]
@@ -227,9 +248,66 @@ fn real_main() -> Result<()> {
         None => compare(CompareArgs::default()),
         Some(Cmd::Compare(a)) => compare(a),
         Some(Cmd::Run(a)) => run(a),
+        Some(Cmd::GenTrace(a)) => gen_trace(a),
         Some(Cmd::Scenario) => {
             print!("{}", eas_sim::scenario::SEED_TOML);
             Ok(())
         }
     }
+}
+
+fn gen_trace(a: GenTraceArgs) -> Result<()> {
+    use eas_sim::scenario::Arrivals;
+    use std::io::Write;
+    let mut sc = load(&a.scenario, None, None)?;
+    let rate = match sc.arrivals {
+        Arrivals::Poisson(r) => r,
+        Arrivals::Trace(_) => bail!("gen-trace: the scenario must have Poisson arrivals"),
+    };
+    if a.jobs == 0 {
+        bail!("--jobs: expected at least 1 job");
+    }
+    // A horizon long enough for N arrivals with margin; the draw stops at N jobs.
+    sc.hours = (a.jobs as f64 / rate) * 1.5 / 3600.0 + 1.0;
+    let jobs = workload::generate(&sc, a.run);
+    if (jobs.len() as u64) < a.jobs {
+        bail!(
+            "gen-trace: drew only {} jobs, fewer than {}",
+            jobs.len(),
+            a.jobs
+        );
+    }
+    let f =
+        std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    writeln!(
+        w,
+        "arrival_s,model,user,gpus,gpu_type,duration_s,deadline_s"
+    )?;
+    for j in jobs.iter().take(a.jobs as usize) {
+        let model = &sc.models[j.model as usize].0.name;
+        let gpu_type = match (j.rigid, j.request.gpu_type) {
+            (true, Some(t)) => sc.gpu_types[t as usize].name.as_str(),
+            _ => "",
+        };
+        let deadline = j
+            .deadline
+            .map(|d| format!("{}", ea2p_core::units::secs(d)))
+            .unwrap_or_default();
+        writeln!(
+            w,
+            "{},{},{},{},{},{},{}",
+            ea2p_core::units::secs(j.arrival),
+            model,
+            j.user,
+            j.request.gpus,
+            gpu_type,
+            j.isolated_s,
+            deadline
+        )?;
+    }
+    w.flush()
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!("wrote {} jobs to {}", a.jobs, a.out.display());
+    Ok(())
 }

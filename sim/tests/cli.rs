@@ -158,3 +158,42 @@ fn same_command_same_bytes_whatever_the_threads() {
     };
     assert_eq!(go("1"), go("3"));
 }
+
+#[test]
+fn gen_trace_is_deterministic_and_replays_as_a_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+    for p in [&a, &b] {
+        let out = eas()
+            .args(["gen-trace", "-n", "500", "-o"])
+            .arg(p)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = std::fs::read_to_string(&a).unwrap();
+    assert_eq!(text, std::fs::read_to_string(&b).unwrap());
+    assert_eq!(text.lines().count(), 501, "header + 500 jobs");
+    let sc = String::from_utf8(eas().arg("scenario").output().unwrap().stdout).unwrap();
+    let sc = sc.replace("poisson_rate_per_s = 0.005", "trace = \"a.csv\"");
+    assert!(sc.contains("trace = \"a.csv\""));
+    let scp = dir.path().join("sc.toml");
+    std::fs::write(&scp, sc).unwrap();
+    let out = eas()
+        .args(["run", "--policy", "fifo", "--hours", "1", "-s"])
+        .arg(&scp)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("policy fifo run 0"));
+}
