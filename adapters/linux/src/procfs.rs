@@ -56,7 +56,7 @@ impl CpuTimes {
     pub fn utilisation_since(&self, earlier: &CpuTimes) -> Option<f64> {
         let busy = self.busy.saturating_sub(earlier.busy);
         let idle = self.idle.saturating_sub(earlier.idle);
-        let total = busy + idle;
+        let total = busy.saturating_add(idle);
         (total > 0).then(|| busy as f64 / total as f64)
     }
 }
@@ -82,8 +82,10 @@ pub fn parse_stat(text: &str, path: &Path) -> Result<CpuTimes, ProcError> {
     }
     let get = |i: usize| fields.get(i).copied().unwrap_or(0);
     Ok(CpuTimes {
-        busy: get(0) + get(1) + get(2) + get(5) + get(6) + get(7),
-        idle: get(3) + get(4),
+        busy: [0, 1, 2, 5, 6, 7]
+            .iter()
+            .fold(0u64, |a, &i| a.saturating_add(get(i))),
+        idle: get(3).saturating_add(get(4)),
     })
 }
 
@@ -115,8 +117,8 @@ pub fn parse_meminfo(text: &str, path: &Path) -> Result<MemInfo, ProcError> {
         .or_else(|| field("MemFree"))
         .ok_or_else(|| malformed(path, "expected a MemAvailable or MemFree line"))?;
     Ok(MemInfo {
-        total_bytes: total * 1024,
-        available_bytes: available * 1024,
+        total_bytes: total.saturating_mul(1024),
+        available_bytes: available.saturating_mul(1024),
     })
 }
 
@@ -166,8 +168,8 @@ pub fn parse_pid_stat(text: &str, path: &Path) -> Result<ProcStat, ProcError> {
     Ok(ProcStat {
         pid,
         ppid: num(4)? as u32,
-        cpu_ticks: num(14)? + num(15)?,
-        children_cpu_ticks: num(16)? + num(17)?,
+        cpu_ticks: num(14)?.saturating_add(num(15)?),
+        children_cpu_ticks: num(16)?.saturating_add(num(17)?),
         rss_pages: num(24)?,
     })
 }
@@ -216,8 +218,10 @@ pub fn tree_usage(proc_root: &Path, root_pid: u32) -> Result<TreeUsage, ProcErro
         if let Ok(k) = all.binary_search_by_key(&parent, |p| p.pid) {
             let p = all[k];
             usage.processes += 1;
-            usage.cpu_ticks += p.cpu_ticks + p.children_cpu_ticks;
-            usage.rss_pages += p.rss_pages;
+            usage.cpu_ticks = usage
+                .cpu_ticks
+                .saturating_add(p.cpu_ticks.saturating_add(p.children_cpu_ticks));
+            usage.rss_pages = usage.rss_pages.saturating_add(p.rss_pages);
         }
         in_tree.extend(
             all.iter()
@@ -255,6 +259,16 @@ mod tests {
             .to_string()
             .contains("\"cpu \""));
         assert!(parse_stat("cpu  a b c d\n", p).is_err());
+    }
+
+    #[test]
+    fn huge_values_saturate() {
+        // Found by the sysfs_procfs_parsers fuzz target: kB x 1024 overflowed.
+        let p = Path::new("meminfo");
+        let m = parse_meminfo("MemTotal: 18446744073709551615 kB\nMemFree: 1 kB\n", p).unwrap();
+        assert_eq!(m.total_bytes, u64::MAX);
+        let t = parse_stat("cpu  18446744073709551615 1 1 1\n", p).unwrap();
+        assert_eq!(t.busy, u64::MAX);
     }
 
     #[test]
