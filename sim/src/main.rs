@@ -57,6 +57,10 @@ struct GenTraceArgs {
     /// Run index (with the scenario's base seed, picks the RNG stream).
     #[arg(long, default_value_t = 0)]
     run: u32,
+    /// Output format: sim (this simulator's CSV), helios, philly or alibaba (public trace
+    /// formats, written by eas-traces; every job completed, run time = isolated run time).
+    #[arg(long, default_value = "sim")]
+    format: String,
 }
 
 #[derive(Args, Debug, Default)]
@@ -280,6 +284,40 @@ fn gen_trace(a: GenTraceArgs) -> Result<()> {
     let f =
         std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let mut w = std::io::BufWriter::new(f);
+    if a.format != "sim" {
+        let format: eas_traces::Format = a
+            .format
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--format: {e} (or sim)"))?;
+        let recs = jobs.iter().take(a.jobs as usize).map(|j| {
+            let submit = ea2p_core::units::secs(j.arrival);
+            eas_traces::TraceJob {
+                id: format!("job{}", j.id),
+                user: format!("u{}", j.user),
+                submit_s: submit,
+                start_s: Some(submit),
+                end_s: Some(submit + j.isolated_s),
+                gpus: j.request.gpus,
+                gpu_type: match (j.rigid, j.request.gpu_type) {
+                    (true, Some(t)) => Some(sc.gpu_types[t as usize].name.clone()),
+                    _ => None,
+                },
+                state: eas_traces::JobState::Completed,
+                duration_s: Some(j.isolated_s),
+            }
+        });
+        eas_traces::write(format, &mut w, recs)
+            .with_context(|| format!("writing {}", a.out.display()))?;
+        w.flush()
+            .with_context(|| format!("writing {}", a.out.display()))?;
+        eprintln!(
+            "wrote {} jobs to {} ({})",
+            a.jobs,
+            a.out.display(),
+            a.format
+        );
+        return Ok(());
+    }
     writeln!(
         w,
         "arrival_s,model,user,gpus,gpu_type,duration_s,deadline_s"

@@ -197,3 +197,42 @@ fn gen_trace_is_deterministic_and_replays_as_a_scenario() {
         .unwrap()
         .contains("policy fifo run 0"));
 }
+
+#[test]
+fn gen_trace_public_formats_read_back_through_eas_traces() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, format) in [
+        ("helios", eas_traces::Format::Helios),
+        ("philly", eas_traces::Format::Philly),
+        ("alibaba", eas_traces::Format::Alibaba),
+    ] {
+        let p = dir.path().join(name);
+        let out = eas()
+            .args(["gen-trace", "-n", "200", "--format", name, "-o"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let jobs: Vec<_> = eas_traces::open(&p, format)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(jobs.len(), 200, "{name}");
+        assert!(
+            jobs.windows(2).all(|w| w[0].submit_s <= w[1].submit_s),
+            "{name}"
+        );
+        assert!(jobs.iter().all(|j| j.gpus >= 1), "{name}");
+    }
+    let out = eas()
+        .args(["gen-trace", "-n", "3", "--format", "bogus", "-o"])
+        .arg(dir.path().join("x"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--format"));
+}
