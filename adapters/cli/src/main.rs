@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -160,7 +160,9 @@ impl Source for CpuEstimator {
 struct RamEstimator {
     proc_root: PathBuf,
     model: RamModel,
-    pid: u32,
+    /// The measured command's pid, set once it is spawned (discovery runs before, so that its
+    /// own cost, NVML start-up included, is not part of the measured run).
+    pid: Arc<AtomicU32>,
     ticks_per_s: f64,
     last: Option<(Nanos, u64)>,
     info: SourceInfo,
@@ -171,7 +173,7 @@ impl Source for RamEstimator {
         &self.info
     }
     fn read(&mut self, now: Nanos) -> Result<RawReading, ReadError> {
-        let u = procfs::tree_usage(&self.proc_root, self.pid)
+        let u = procfs::tree_usage(&self.proc_root, self.pid.load(Ordering::Relaxed))
             .map_err(|e| ReadError::new(ReadErrorKind::Other, &e.to_string()))?;
         let busy = match self.last {
             Some((t0, c0)) if now > t0 => {
@@ -232,7 +234,7 @@ struct Found {
     notes: Vec<String>,
 }
 
-fn discover(cli: &Cli, devices: &[String], cpu_tdp: Option<f64>, pid: u32) -> Found {
+fn discover(cli: &Cli, devices: &[String], cpu_tdp: Option<f64>, pid: Arc<AtomicU32>) -> Found {
     let want = |d: &str| devices.iter().any(|x| x.trim() == d);
     let mut found = Found {
         sources: Vec::new(),
@@ -557,8 +559,10 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         .map_or(0, |d| d.as_nanos() as u64);
     let origin = Instant::now();
     let now = || origin.elapsed().as_nanos() as Nanos;
+    let pid = Arc::new(AtomicU32::new(std::process::id()));
+    let found = discover(cli, &args.devices, args.cpu_tdp, Arc::clone(&pid));
     let mut child = spawn(args)?;
-    let found = discover(cli, &args.devices, args.cpu_tdp, child.id());
+    pid.store(child.id(), Ordering::Relaxed);
     for n in &found.notes {
         eprintln!("ea2p: {n}");
     }
@@ -582,7 +586,6 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         }));
         tracked.push(Tracked::new(i as u16, s, args.interval));
     }
-    let mut forwarded = false;
     let mut next_child_check = 0;
     let status = loop {
         let t = now();
@@ -602,10 +605,11 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
             }
         }
         let sig = signal.swap(0, Ordering::Relaxed);
-        if sig != 0 && !forwarded {
+        // A Ctrl-C typed in a terminal already reached the command through the foreground
+        // process group: forward SIGINT only when there is no terminal, SIGTERM always.
+        if sig != 0 && (sig as i32 != signal_hook::consts::SIGINT || !stdin_is_terminal()) {
             // SAFETY: kill with the pid of our own child and a valid signal number.
             unsafe { libc::kill(child.id() as libc::pid_t, sig as libc::c_int) };
-            forwarded = true;
         }
         let next = tracked
             .iter()
@@ -653,10 +657,18 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         }
     }
     if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_string_pretty(&summary.json)? + "\n")
-            .with_context(|| format!("cannot write {}", p.display()))?;
+        // A failed summary file is reported, but the command's exit code still wins.
+        let text = serde_json::to_string_pretty(&summary.json).unwrap_or_default() + "\n";
+        if let Err(e) = std::fs::write(p, text) {
+            eprintln!("ea2p: cannot write the summary {}: {e}", p.display());
+        }
     }
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+fn stdin_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
 }
 
 fn exit_code(status: &std::process::ExitStatus) -> i32 {
@@ -754,7 +766,12 @@ fn summarize(tracked: &[Tracked], t_end: Nanos, intensity: f64, code: i32) -> Su
 
 fn sources(cli: &Cli, args: &SourceArgs) {
     let all = ["cpu".to_string(), "ram".to_string(), "gpu".to_string()];
-    let found = discover(cli, &all, args.cpu_tdp, std::process::id());
+    let found = discover(
+        cli,
+        &all,
+        args.cpu_tdp,
+        Arc::new(AtomicU32::new(std::process::id())),
+    );
     println!("sources found:");
     for s in &found.sources {
         println!("  {}", describe(s.info()));

@@ -111,3 +111,45 @@ fn clear_errors_for_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a readable ea2p profile"));
 }
+
+/// SIGINT to ea2p (no terminal): forwarded to the command, the summary is still printed and the
+/// exit code is 128 + SIGINT.
+#[test]
+fn sigint_is_forwarded_and_the_summary_printed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ea2p"))
+        .env("EA2P_SYSFS_ROOT", tmp.path())
+        .args([
+            "run",
+            "--allow-root",
+            "--devices",
+            "cpu",
+            "--",
+            "sleep",
+            "30",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the command was not stopped"
+    );
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("cpu") && stderr.contains("estimated"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("RAPL: not available"), "{stderr}");
+}
