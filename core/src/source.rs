@@ -113,6 +113,26 @@ pub struct SourceInfo {
     pub name: String<NAME_LEN>,
 }
 
+impl SourceInfo {
+    /// The counter description of a counter source (tick size, wrap point, power bound and
+    /// update period), or `None` for a power source: the one place where a source's
+    /// description becomes the input of [`crate::counter::EnergyCounter`].
+    pub fn counter_spec(&self) -> Option<crate::counter::CounterSpec> {
+        let Quantity::EnergyCounter {
+            joules_per_tick,
+            max_ticks,
+        } = self.quantity
+        else {
+            return None;
+        };
+        let mut spec = crate::counter::CounterSpec::new(joules_per_tick)
+            .with_update_period_ns(self.update_period_ns);
+        spec.max_ticks = max_ticks;
+        spec.max_power_w = self.max_power_w;
+        Some(spec)
+    }
+}
+
 /// One raw value read from a source.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum RawReading {
@@ -194,6 +214,29 @@ mod tests {
         assert_eq!(s.as_str(), "ab\u{e9}");
         let s: String<8> = truncated("short");
         assert_eq!(s.as_str(), "short");
+    }
+
+    #[test]
+    fn counter_spec_carries_the_whole_description() {
+        let mut info = SourceInfo {
+            component: Component::Gpu,
+            index: 0,
+            provenance: Provenance::Measured,
+            quantity: Quantity::EnergyCounter {
+                joules_per_tick: 1e-3,
+                max_ticks: Some(u64::MAX),
+            },
+            update_period_ns: 100_000_000,
+            max_power_w: Some(1050.0),
+            name: truncated("nvml 0"),
+        };
+        let spec = info.counter_spec().unwrap();
+        assert_eq!(spec.joules_per_tick, 1e-3);
+        assert_eq!(spec.max_ticks, Some(u64::MAX));
+        assert_eq!(spec.max_power_w, Some(1050.0));
+        assert_eq!(spec.update_period_ns, 100_000_000);
+        info.quantity = Quantity::Power { averaging_ns: 0 };
+        assert!(info.counter_spec().is_none());
     }
 
     #[test]

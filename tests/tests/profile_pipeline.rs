@@ -5,12 +5,12 @@
 
 use std::fs;
 
-use ea2p_core::counter::{CounterSpec, EnergyCounter};
+use ea2p_core::counter::EnergyCounter;
 use ea2p_core::format::{
     encode, Decoder, Record, Sample, SampleFlags, SkipReason, SourceDecl, MAX_FRAME_LEN,
 };
 use ea2p_core::integrate::{window_energy, EnergyPoint, EnergyTrack, SeriesKind};
-use ea2p_core::source::{Quantity, RawReading, Source};
+use ea2p_core::source::{RawReading, Source};
 
 const MS: u64 = 1_000_000;
 
@@ -27,16 +27,7 @@ fn rapl_readings_survive_the_file_format_and_a_crash() {
 
     let mut found = ea2p_linux::rapl::discover(tmp.path()).unwrap();
     let src = &mut found.sources[0];
-    let Quantity::EnergyCounter {
-        joules_per_tick,
-        max_ticks,
-    } = src.info().quantity
-    else {
-        panic!("RAPL is a counter")
-    };
-    let mut spec = CounterSpec::new(joules_per_tick);
-    spec.max_ticks = max_ticks;
-    spec.max_power_w = src.info().max_power_w;
+    let spec = src.info().counter_spec().expect("RAPL is a counter");
     let mut counter = EnergyCounter::new(spec);
     let mut track = EnergyTrack::new(SeriesKind::Counter, 10 * MS);
 

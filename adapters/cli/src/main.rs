@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use ea2p_core::counter::{CounterEvent, CounterSpec, EnergyCounter};
+use ea2p_core::counter::{CounterEvent, EnergyCounter};
 use ea2p_core::estimate::{CpuModel, DramGeneration, RamActivity, RamModel};
 use ea2p_core::format::{
     self, encode, Decoder, End, ExitStatus, Gap, GapReason, Header, HostInfo, Record, Sample,
@@ -382,18 +382,9 @@ impl Tracked {
     fn new(id: u16, source: Box<dyn Source + Send>, interval: Nanos) -> Self {
         let info = source.info();
         let period = interval.max(info.update_period_ns);
-        let (counter, kind) = match info.quantity {
-            Quantity::EnergyCounter {
-                joules_per_tick,
-                max_ticks,
-            } => {
-                let mut spec =
-                    CounterSpec::new(joules_per_tick).with_update_period_ns(info.update_period_ns);
-                spec.max_ticks = max_ticks;
-                spec.max_power_w = info.max_power_w;
-                (Some(EnergyCounter::new(spec)), SeriesKind::Counter)
-            }
-            Quantity::Power { .. } => (None, SeriesKind::PowerSamples),
+        let (counter, kind) = match info.counter_spec() {
+            Some(spec) => (Some(EnergyCounter::new(spec)), SeriesKind::Counter),
+            None => (None, SeriesKind::PowerSamples),
         };
         Tracked {
             id,

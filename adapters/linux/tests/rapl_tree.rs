@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use ea2p_core::counter::{CounterEvent, CounterSpec, EnergyCounter};
+use ea2p_core::counter::{CounterEvent, EnergyCounter};
 use ea2p_core::source::{Component, Quantity, RawReading, ReadErrorKind, Source};
 use ea2p_linux::rapl::{discover, RaplProblem, RaplUnavailable};
 
@@ -115,16 +115,7 @@ fn reads_follow_the_file_and_wraps_are_handled_by_core() {
     );
     let mut found = discover(tmp.path()).unwrap();
     let src = &mut found.sources[0];
-    let Quantity::EnergyCounter {
-        joules_per_tick,
-        max_ticks,
-    } = src.info().quantity
-    else {
-        panic!("a counter")
-    };
-    let mut spec = CounterSpec::new(joules_per_tick);
-    spec.max_ticks = max_ticks;
-    spec.max_power_w = src.info().max_power_w;
+    let spec = src.info().counter_spec().expect("a counter");
     let mut counter = EnergyCounter::new(spec);
     let energy = tmp.path().join("class/powercap/intel-rapl:0/energy_uj");
     let RawReading::Counter(v) = src.read(0).unwrap() else {

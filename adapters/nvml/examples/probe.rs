@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ea2p_core::counter::{CounterSpec, EnergyCounter};
+use ea2p_core::counter::EnergyCounter;
 use ea2p_core::integrate::{EnergyTrack, SeriesKind};
-use ea2p_core::source::{Quantity, RawReading, Source};
+use ea2p_core::source::{RawReading, Source};
 use ea2p_nvml::{discover, GpuBackend, NvmlBackend, Selection};
 
 fn main() {
@@ -87,19 +87,7 @@ fn main() {
     println!("\n== sampling every 100 ms for {seconds} s ==");
     let source = &mut gpus.sources[0];
     let info = source.info().clone();
-    let mut counter = match info.quantity {
-        Quantity::EnergyCounter {
-            joules_per_tick,
-            max_ticks,
-        } => {
-            let mut spec =
-                CounterSpec::new(joules_per_tick).with_update_period_ns(info.update_period_ns);
-            spec.max_ticks = max_ticks;
-            spec.max_power_w = info.max_power_w;
-            Some(EnergyCounter::new(spec))
-        }
-        Quantity::Power { .. } => None,
-    };
+    let mut counter = info.counter_spec().map(EnergyCounter::new);
     let mut power_track = EnergyTrack::new(SeriesKind::PowerSamples, 0);
     let t0 = Instant::now();
     let mut first_counter: Option<u64> = None;

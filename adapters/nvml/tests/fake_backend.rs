@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use ea2p_core::counter::{CounterEvent, CounterSpec, EnergyCounter};
+use ea2p_core::counter::{CounterEvent, EnergyCounter};
 use ea2p_core::source::{Quantity, RawReading, ReadErrorKind, Source};
 use ea2p_core::units::NANOS_PER_SEC;
 use ea2p_nvml::fake::{FakeBackend, FakeGpu};
@@ -117,16 +117,7 @@ fn counter_that_wraps_is_followed_by_core() {
     let mut gpus = discover_with(Arc::clone(&backend), &Selection::All).unwrap();
     let source = &mut gpus.sources[0];
     let info = source.info().clone();
-    let Quantity::EnergyCounter {
-        joules_per_tick,
-        max_ticks,
-    } = info.quantity
-    else {
-        panic!("expected a counter")
-    };
-    let mut spec = CounterSpec::new(joules_per_tick).with_update_period_ns(info.update_period_ns);
-    spec.max_ticks = max_ticks;
-    spec.max_power_w = info.max_power_w;
+    let spec = info.counter_spec().expect("expected a counter");
     let mut counter = EnergyCounter::new(spec);
 
     let RawReading::Counter(raw) = source.read(0).unwrap() else {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ea2p_core::counter::{CounterEvent, CounterSpec, EnergyCounter};
+use ea2p_core::counter::{CounterEvent, EnergyCounter};
 use ea2p_core::source::{Quantity, RawReading, ReadErrorKind, Source};
 use ea2p_core::units::NANOS_PER_SEC;
 use ea2p_rocm::fake::{FakeAmd, FakeAmdGpu};
@@ -93,18 +93,7 @@ fn no_rocm_here_gives_the_reason_for_both_libraries() {
 }
 
 fn counter_for(source: &RocmSource) -> EnergyCounter {
-    let info = source.info();
-    let Quantity::EnergyCounter {
-        joules_per_tick,
-        max_ticks,
-    } = info.quantity
-    else {
-        panic!("not a counter")
-    };
-    let mut spec = CounterSpec::new(joules_per_tick).with_update_period_ns(info.update_period_ns);
-    spec.max_ticks = max_ticks;
-    spec.max_power_w = info.max_power_w;
-    EnergyCounter::new(spec)
+    EnergyCounter::new(source.info().counter_spec().expect("not a counter"))
 }
 
 use ea2p_rocm::RocmSource;
