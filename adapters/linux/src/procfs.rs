@@ -188,6 +188,29 @@ pub struct TreeUsage {
 /// Sums the usage of `root_pid` and every live descendant, found by scanning `ROOT/[0-9]*/stat`
 /// for parent links (processes that vanish during the scan are skipped: they raced with exit).
 pub fn tree_usage(proc_root: &Path, root_pid: u32) -> Result<TreeUsage, ProcError> {
+    let all = scan(proc_root)?;
+    let mut usage = TreeUsage::default();
+    for p in descendants(&all, root_pid) {
+        usage.processes += 1;
+        usage.cpu_ticks = usage
+            .cpu_ticks
+            .saturating_add(p.cpu_ticks.saturating_add(p.children_cpu_ticks));
+        usage.rss_pages = usage.rss_pages.saturating_add(p.rss_pages);
+    }
+    Ok(usage)
+}
+
+/// The pids of `root_pid` and every live descendant (sorted), e.g. to tell the measured
+/// processes from others on a shared GPU.
+pub fn tree_pids(proc_root: &Path, root_pid: u32) -> Result<Vec<u32>, ProcError> {
+    let all = scan(proc_root)?;
+    let mut pids: Vec<u32> = descendants(&all, root_pid).map(|p| p.pid).collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// Every readable `ROOT/[0-9]*/stat`, sorted by pid.
+fn scan(proc_root: &Path) -> Result<Vec<ProcStat>, ProcError> {
     let entries = fs::read_dir(proc_root).map_err(|source| ProcError::Io {
         path: proc_root.display().to_string(),
         source,
@@ -210,19 +233,15 @@ pub fn tree_usage(proc_root: &Path, root_pid: u32) -> Result<TreeUsage, ProcErro
         }
     }
     all.sort_by_key(|p| p.pid);
-    let mut in_tree = vec![root_pid];
-    let mut usage = TreeUsage::default();
+    Ok(all)
+}
+
+/// `root` and its descendants among `all` (sorted by pid), breadth first.
+fn descendants(all: &[ProcStat], root: u32) -> impl Iterator<Item = ProcStat> + '_ {
+    let mut in_tree = vec![root];
     let mut i = 0;
     while i < in_tree.len() {
         let parent = in_tree[i];
-        if let Ok(k) = all.binary_search_by_key(&parent, |p| p.pid) {
-            let p = all[k];
-            usage.processes += 1;
-            usage.cpu_ticks = usage
-                .cpu_ticks
-                .saturating_add(p.cpu_ticks.saturating_add(p.children_cpu_ticks));
-            usage.rss_pages = usage.rss_pages.saturating_add(p.rss_pages);
-        }
         in_tree.extend(
             all.iter()
                 .filter(|p| p.ppid == parent && p.pid != parent)
@@ -230,7 +249,11 @@ pub fn tree_usage(proc_root: &Path, root_pid: u32) -> Result<TreeUsage, ProcErro
         );
         i += 1;
     }
-    Ok(usage)
+    in_tree.into_iter().filter_map(|pid| {
+        all.binary_search_by_key(&pid, |p| p.pid)
+            .ok()
+            .map(|k| all[k])
+    })
 }
 
 #[cfg(test)]

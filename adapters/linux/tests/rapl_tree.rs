@@ -202,6 +202,14 @@ fn process_tree_usage_from_a_fake_proc() {
     assert_eq!(u.cpu_ticks, 10 + 5 + 20 + 30);
     assert_eq!(u.rss_pages, 1230);
     assert_eq!(tree_usage(tmp.path(), 4242).unwrap().processes, 0);
+    assert_eq!(
+        ea2p_linux::procfs::tree_pids(tmp.path(), 100).unwrap(),
+        [100, 101, 102]
+    );
+    assert_eq!(
+        ea2p_linux::procfs::tree_pids(tmp.path(), 101).unwrap(),
+        [101, 102]
+    );
 }
 
 /// The parsers agree with the real /proc of this machine (every CI machine is Linux).
