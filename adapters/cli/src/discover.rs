@@ -1,0 +1,391 @@
+//! Finding the sources: hardware counters first, models where there is no sensor.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use ea2p_core::estimate::{CpuModel, DramGeneration, RamActivity, RamModel};
+use ea2p_core::source::{
+    truncated, Component, Provenance, Quantity, RawReading, ReadError, ReadErrorKind, Source,
+    SourceInfo,
+};
+use ea2p_core::units::{nanos_from_secs, secs, Nanos};
+use ea2p_linux::procfs;
+
+use crate::cpu_tdp;
+use crate::devices::{Devices, GpuPick};
+
+/// Max power per logical CPU when the CPU model is not in [`cpu_tdp::CPU_TDP_TABLE`]: Cloud
+/// Carbon Footprint's SPECpower average (3.5 W per vCPU at full load; the idle share is
+/// `estimate::DEFAULT_IDLE_FRACTION_OF_TDP`).
+pub const DEFAULT_TDP_PER_CPU_W: f64 = 3.5;
+
+/// Where to look and what for.
+#[derive(Debug, Clone)]
+pub struct DiscoverOptions {
+    /// Root of the sysfs tree (`/sys`).
+    pub sysfs_root: PathBuf,
+    /// Root of the procfs tree (`/proc`).
+    pub procfs_root: PathBuf,
+    /// The components wanted.
+    pub devices: Devices,
+    /// CPU TDP in watts for the CPU model, overriding the table.
+    pub cpu_tdp: Option<f64>,
+}
+
+impl Default for DiscoverOptions {
+    fn default() -> Self {
+        DiscoverOptions {
+            sysfs_root: "/sys".into(),
+            procfs_root: "/proc".into(),
+            devices: Devices::default(),
+            cpu_tdp: None,
+        }
+    }
+}
+
+/// Every usable source, and a line per source that could not be used.
+pub struct Found {
+    /// Sources to sample.
+    pub sources: Vec<Box<dyn Source + Send>>,
+    /// One sentence per source left out, with the reason and the fix.
+    pub notes: Vec<String>,
+    /// A probe of the processes on the NVIDIA GPUs, for the measured tree's share.
+    pub gpu_probe: Option<ea2p_nvml::ProcessProbe<ea2p_nvml::NvmlBackend>>,
+}
+
+impl std::fmt::Debug for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Found")
+            .field("sources", &self.sources.len())
+            .field("notes", &self.notes)
+            .field("gpu_probe", &self.gpu_probe.is_some())
+            .finish()
+    }
+}
+
+/// Discovers every source `options` asks for. `pid` is the measured process tree's root,
+/// stored later when the command is spawned (discovery runs before, so that its own cost, NVML
+/// start-up included, is not part of the measured run).
+pub fn discover(options: &DiscoverOptions, pid: Arc<AtomicU32>) -> Found {
+    let want = &options.devices;
+    let mut found = Found {
+        sources: Vec::new(),
+        notes: Vec::new(),
+        gpu_probe: None,
+    };
+    let (mut have_pkg, mut have_dram) = (false, false);
+    if want.cpu || want.ram {
+        match ea2p_linux::rapl::discover(&options.sysfs_root) {
+            Ok(r) => {
+                for s in r.sources {
+                    let c = s.info().component;
+                    let is_ram = c == Component::Dram;
+                    if (is_ram && want.ram) || (!is_ram && want.cpu) {
+                        have_pkg |= c == Component::CpuPackage;
+                        have_dram |= is_ram;
+                        found.sources.push(Box::new(s));
+                    }
+                }
+                found.notes.extend(
+                    r.problems
+                        .iter()
+                        .map(|p| format!("RAPL: not available: {p}")),
+                );
+            }
+            Err(e) => found.notes.push(format!("RAPL: not available: {e}")),
+        }
+    }
+    if want.cpu && !have_pkg {
+        let (tdp, how) = cpu_tdp_for(options);
+        found.sources.push(Box::new(CpuEstimator {
+            proc_root: options.procfs_root.clone(),
+            model: CpuModel::from_tdp(tdp),
+            last: None,
+            info: estimator_info(
+                Component::CpuPackage,
+                &format!("cpu model: TDP {tdp:.1} W ({how}), /proc/stat"),
+            ),
+        }));
+    }
+    if want.ram && !have_dram {
+        match procfs::meminfo(&options.procfs_root) {
+            Ok(m) => found.sources.push(Box::new(RamEstimator {
+                proc_root: options.procfs_root.clone(),
+                model: RamModel::new(m.total_bytes, DramGeneration::Ddr4),
+                pid,
+                ticks_per_s: clock_ticks_per_s(),
+                last: None,
+                info: estimator_info(
+                    Component::Dram,
+                    &format!(
+                        "ram model: {:.1} GiB DDR4",
+                        m.total_bytes as f64 / 1073741824.0
+                    ),
+                ),
+            })),
+            Err(e) => found.notes.push(format!("RAM model: not available: {e}")),
+        }
+    }
+    if want.any_gpu() {
+        discover_gpus(options, &mut found);
+    }
+    found
+}
+
+fn discover_gpus(options: &DiscoverOptions, found: &mut Found) {
+    let selection = match &options.devices.gpu {
+        GpuPick::Indices(v) => ea2p_nvml::Selection::Indices(v.clone()),
+        _ => ea2p_nvml::Selection::from_env(),
+    };
+    match ea2p_nvml::discover(&selection) {
+        Ok(g) => {
+            found
+                .notes
+                .extend(g.notes.iter().map(|n| format!("NVIDIA: {n}")));
+            found.notes.extend(
+                g.skipped
+                    .iter()
+                    .map(|s| format!("NVIDIA: GPU {}: not available: {}", s.index, s.reason)),
+            );
+            if !g.sources.is_empty() {
+                found.gpu_probe = Some(g.process_probe());
+            }
+            for s in g.sources {
+                found.sources.push(Box::new(s));
+            }
+        }
+        Err(e) => found.notes.push(format!("NVIDIA: not available: {e}")),
+    }
+    match ea2p_rocm::discover_at(&options.sysfs_root) {
+        Ok(g) => {
+            found.notes.extend(
+                g.skipped
+                    .iter()
+                    .map(|s| format!("AMD: GPU {}: not available: {}", s.index, s.reason)),
+            );
+            for s in g.sources {
+                let wanted = match &options.devices.gpu {
+                    GpuPick::Indices(v) => v.contains(&s.info().index),
+                    _ => true,
+                };
+                if wanted {
+                    found.sources.push(Box::new(s));
+                }
+            }
+        }
+        Err(e) => found.notes.push(format!("AMD: not available: {e}")),
+    }
+}
+
+/// The CPU model's TDP: `--cpu-tdp`, else the table entry for this CPU, else 3.5 W per logical
+/// CPU; with a few words saying which (short: they go in the 64-byte source name).
+fn cpu_tdp_for(options: &DiscoverOptions) -> (f64, String) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    if let Some(w) = options.cpu_tdp {
+        return (w, "--cpu-tdp".into());
+    }
+    let text = std::fs::read_to_string(options.procfs_root.join("cpuinfo")).unwrap_or_default();
+    let (model, packages) = cpu_tdp::parse_cpuinfo(&text);
+    match model.as_deref().and_then(cpu_tdp::lookup) {
+        Some(spec) => (
+            cpu_tdp::tdp_for(spec, cpus, packages),
+            format!("{} share", spec.key),
+        ),
+        None => (
+            DEFAULT_TDP_PER_CPU_W * f64::from(cpus),
+            format!("{DEFAULT_TDP_PER_CPU_W} W x {cpus} CPUs"),
+        ),
+    }
+}
+
+/// The CPU model fed by the machine's utilisation from /proc/stat.
+struct CpuEstimator {
+    proc_root: PathBuf,
+    model: CpuModel,
+    last: Option<procfs::CpuTimes>,
+    info: SourceInfo,
+}
+
+impl Source for CpuEstimator {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+    fn read(&mut self, _now: Nanos) -> Result<RawReading, ReadError> {
+        let t = procfs::cpu_times(&self.proc_root)
+            .map_err(|e| ReadError::new(ReadErrorKind::Other, &e.to_string()))?;
+        let u = self
+            .last
+            .and_then(|l| t.utilisation_since(&l))
+            .unwrap_or(0.0);
+        self.last = Some(t);
+        Ok(RawReading::PowerMilliwatts(
+            (self.model.power(u).watts * 1e3) as u64,
+        ))
+    }
+}
+
+/// The RAM model: background from installed memory, activity from the measured tree's resident
+/// memory and CPU use (no traffic counter is read yet).
+struct RamEstimator {
+    proc_root: PathBuf,
+    model: RamModel,
+    pid: Arc<AtomicU32>,
+    ticks_per_s: f64,
+    last: Option<(Nanos, u64)>,
+    info: SourceInfo,
+}
+
+impl Source for RamEstimator {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+    fn read(&mut self, now: Nanos) -> Result<RawReading, ReadError> {
+        let u = procfs::tree_usage(&self.proc_root, self.pid.load(Ordering::Relaxed))
+            .map_err(|e| ReadError::new(ReadErrorKind::Other, &e.to_string()))?;
+        let busy = match self.last {
+            Some((t0, c0)) if now > t0 => {
+                u.cpu_ticks.saturating_sub(c0) as f64 / self.ticks_per_s / secs(now - t0)
+            }
+            _ => 0.0,
+        };
+        self.last = Some((now, u.cpu_ticks));
+        let activity = RamActivity::ResidentSet {
+            resident_bytes: u.rss_pages as f64 * page_size() as f64,
+            busy_cpus: busy,
+        };
+        Ok(RawReading::PowerMilliwatts(
+            (self.model.power(activity).watts * 1e3) as u64,
+        ))
+    }
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions; it returns -1 on error, handled below.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if v > 0 {
+        v as u64
+    } else {
+        4096
+    }
+}
+
+fn clock_ticks_per_s() -> f64 {
+    // SAFETY: as above.
+    let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if v > 0 {
+        v as f64
+    } else {
+        100.0
+    }
+}
+
+fn estimator_info(component: Component, name: &str) -> SourceInfo {
+    SourceInfo {
+        component,
+        index: 0,
+        provenance: Provenance::Estimated,
+        quantity: Quantity::Power { averaging_ns: 0 },
+        update_period_ns: nanos_from_secs(0.1),
+        max_power_w: None,
+        name: truncated(name),
+    }
+}
+
+/// The component name the report and the JSON use: package-N, core-N, uncore-N, dram-N, psys,
+/// cpu (estimated), ram (estimated), gpu-N.
+pub fn component_name(info: &SourceInfo) -> String {
+    let i = info.index;
+    match (info.component, info.provenance) {
+        (Component::CpuPackage, Provenance::Estimated) => "cpu".into(),
+        (Component::Dram, Provenance::Estimated) => "ram".into(),
+        (Component::CpuPackage, _) => format!("package-{i}"),
+        (Component::CpuCores, _) => format!("core-{i}"),
+        (Component::Uncore, _) => format!("uncore-{i}"),
+        (Component::Dram, _) => format!("dram-{i}"),
+        (Component::Platform, _) => "psys".into(),
+        (Component::Gpu, _) => format!("gpu-{i}"),
+    }
+}
+
+/// What a source reads, in words (`power (1000 ms average)`, `energy counter`).
+pub fn quantity_words(info: &SourceInfo) -> String {
+    match info.quantity {
+        Quantity::EnergyCounter { .. } => "energy counter".to_string(),
+        Quantity::Power { averaging_ns: 0 } => "power".to_string(),
+        Quantity::Power { averaging_ns } => {
+            format!("power ({} ms average)", averaging_ns / 1_000_000)
+        }
+    }
+}
+
+/// A source as data (what `ea2p sources` prints, for scripts and the Python module).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SourceDescription {
+    /// Component name (`package-0`, `gpu-1`, `cpu`...).
+    pub name: String,
+    /// `measured` or `estimated`.
+    pub kind: &'static str,
+    /// What is read (zone path, GPU name, model).
+    pub source: String,
+    /// `energy counter` or `power`, with its averaging window.
+    pub reads: String,
+    /// How often the hardware updates it, milliseconds.
+    pub update_period_ms: f64,
+}
+
+impl std::fmt::Display for SourceDescription {
+    /// One line of `ea2p sources`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:<10} {:<9} {} [{}, every {} ms]",
+            self.name, self.kind, self.source, self.reads, self.update_period_ms
+        )
+    }
+}
+
+/// Every source found and every one left out, as `ea2p sources` reports them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SourcesReport {
+    /// Sources that can be read.
+    pub sources: Vec<SourceDescription>,
+    /// Sources that cannot, with the reason and the fix.
+    pub not_available: Vec<String>,
+}
+
+/// Discovers everything `options` asks for and describes it.
+pub fn sources(options: &DiscoverOptions) -> SourcesReport {
+    let found = discover(options, Arc::new(AtomicU32::new(std::process::id())));
+    SourcesReport {
+        sources: found
+            .sources
+            .iter()
+            .map(|s| describe_data(s.info()))
+            .collect(),
+        not_available: found.notes,
+    }
+}
+
+fn describe_data(info: &SourceInfo) -> SourceDescription {
+    SourceDescription {
+        name: component_name(info),
+        kind: info.provenance.as_str(),
+        source: info.name.to_string(),
+        reads: quantity_words(info),
+        update_period_ms: info.update_period_ns as f64 / 1e6,
+    }
+}
+
+/// Reads `/proc/cpuinfo` and the kernel's hostname/release for the profile header.
+pub fn host_info(proc_root: &Path) -> ea2p_core::format::HostInfo {
+    let read = |p: &str| std::fs::read_to_string(proc_root.join(p)).unwrap_or_default();
+    let (cpu_model, _) = cpu_tdp::parse_cpuinfo(&read("cpuinfo"));
+    ea2p_core::format::HostInfo {
+        hostname: truncated(read("sys/kernel/hostname").trim()),
+        os: truncated(read("sys/kernel/osrelease").trim()),
+        cpu_model: truncated(cpu_model.as_deref().unwrap_or("")),
+        logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        memory_bytes: procfs::meminfo(proc_root).map_or(0, |m| m.total_bytes),
+    }
+}
