@@ -51,8 +51,12 @@ pub struct Found {
     /// One sentence per source left out, with the reason and the fix.
     pub notes: Vec<String>,
     /// A probe of the processes on the NVIDIA GPUs, for the measured tree's share.
-    pub gpu_probe: Option<ea2p_nvml::ProcessProbe<ea2p_nvml::NvmlBackend>>,
+    pub gpu_probe: Option<GpuProbe>,
 }
+
+/// One probe of every GPU's processes and utilisation samples (boxed so that tests and
+/// bindings can bring a fake backend).
+pub type GpuProbe = Box<dyn FnMut() -> Vec<ea2p_nvml::GpuActivity> + Send>;
 
 impl std::fmt::Debug for Found {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -149,7 +153,8 @@ fn discover_gpus(options: &DiscoverOptions, found: &mut Found) {
                     .map(|s| format!("NVIDIA: GPU {}: not available: {}", s.index, s.reason)),
             );
             if !g.sources.is_empty() {
-                found.gpu_probe = Some(g.process_probe());
+                let mut probe = g.process_probe();
+                found.gpu_probe = Some(Box::new(move || probe.sample()));
             }
             for s in g.sources {
                 found.sources.push(Box::new(s));

@@ -27,7 +27,7 @@ use ea2p_core::source::{truncated, Component, Provenance, RawReading, Source, So
 use ea2p_core::units::{secs, Nanos};
 
 use crate::devices::Devices;
-use crate::discover::{component_name, discover, host_info, DiscoverOptions};
+use crate::discover::{component_name, discover, host_info, DiscoverOptions, Found, GpuProbe};
 use crate::summary::{ComponentSummary, GpuShare, RegionSummary, Summary};
 
 /// How often the GPU lane asks NVML which processes use each GPU.
@@ -404,9 +404,19 @@ pub struct ProfileOutcome {
 impl Monitor {
     /// Discovers the sources, writes the profile header and starts sampling.
     pub fn start(options: MonitorOptions) -> Result<Monitor, StartError> {
-        let recorder = Recorder::open(options.output.as_deref())?;
         let pid = Arc::new(AtomicU32::new(std::process::id()));
         let found = discover(&options.discover, Arc::clone(&pid));
+        Self::start_with(options, found, pid)
+    }
+
+    /// Starts sampling sources found elsewhere (a fake backend in tests, a binding's own
+    /// selection). `pid` holds the measured tree's root; estimators from [`discover`] share it.
+    pub fn start_with(
+        options: MonitorOptions,
+        found: Found,
+        pid: Arc<AtomicU32>,
+    ) -> Result<Monitor, StartError> {
+        let recorder = Recorder::open(options.output.as_deref())?;
         let start_unix_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -670,7 +680,7 @@ fn lane(inner: &Inner, mut tracked: Vec<Tracked>, mut gpu: Option<GpuAttribution
 
 /// Per-process activity on the NVIDIA GPUs, for the measured tree's share of their energy.
 struct GpuAttribution {
-    probe: ea2p_nvml::ProcessProbe<ea2p_nvml::NvmlBackend>,
+    probe: GpuProbe,
     tallies: std::collections::BTreeMap<u32, ea2p_nvml::ActivityTally>,
     /// Every pid seen in the measured tree during the run (children that exited included).
     pids: BTreeSet<u32>,
@@ -683,7 +693,7 @@ impl GpuAttribution {
         if let Ok(pids) = ea2p_linux::procfs::tree_pids(&self.procfs_root, root_pid) {
             self.pids.extend(pids);
         }
-        for a in self.probe.sample() {
+        for a in (self.probe)() {
             self.tallies.entry(a.gpu_index).or_default().add(&a);
         }
     }
