@@ -29,3 +29,8 @@ pub use monitor::{
     ProfileOutcome, RegionError, StartError,
 };
 pub use summary::{ComponentSummary, GpuShare, RegionSummary, Summary};
+
+/// The README's Rust examples, compiled as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
