@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
 
+pub mod perf;
 pub mod procfs;
 pub mod rapl;
