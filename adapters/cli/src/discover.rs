@@ -99,6 +99,32 @@ pub fn discover(options: &DiscoverOptions, pid: Arc<AtomicU32>) -> Found {
             }
             Err(e) => found.notes.push(format!("RAPL: not available: {e}")),
         }
+        // The same counters through perf, when powercap gave nothing (root-only energy_uj).
+        let rapl_found = found
+            .sources
+            .iter()
+            .any(|s| s.info().provenance == Provenance::Measured);
+        if !rapl_found {
+            match ea2p_linux::perf::discover(&options.sysfs_root, &options.procfs_root) {
+                Ok(p) => {
+                    for s in p.sources {
+                        let c = s.info().component;
+                        let is_ram = c == Component::Dram;
+                        if (is_ram && want.ram) || (!is_ram && want.cpu) {
+                            have_pkg |= c == Component::CpuPackage;
+                            have_dram |= is_ram;
+                            found.sources.push(Box::new(s));
+                        }
+                    }
+                    found.notes.extend(
+                        p.problems
+                            .iter()
+                            .map(|p| format!("perf: not available: {p}")),
+                    );
+                }
+                Err(e) => found.notes.push(format!("perf: not available: {e}")),
+            }
+        }
     }
     if want.cpu && !have_pkg {
         let (tdp, how) = cpu_tdp_for(options);
