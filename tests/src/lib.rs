@@ -42,6 +42,8 @@ struct Zone {
     file: fs::File,
     watts_bits: AtomicU64,
     energy_bits: AtomicU64,
+    /// While set, `energy_uj` holds garbage: reads of it fail as malformed.
+    broken: AtomicBool,
 }
 
 /// A fake powercap tree advanced by a thread every millisecond.
@@ -81,6 +83,7 @@ impl FakeRapl {
             zones.push(Zone {
                 watts_bits: AtomicU64::new(spec.watts.to_bits()),
                 energy_bits: AtomicU64::new(0f64.to_bits()),
+                broken: AtomicBool::new(false),
                 spec,
                 file,
             });
@@ -102,7 +105,12 @@ impl FakeRapl {
                         z.energy_bits.store(e.to_bits(), Ordering::Relaxed);
                         let uj = (e * 1e6) as u64 % (z.spec.max_uj + 1);
                         // One fixed-width pwrite, like sysfs: same inode, never half-written.
-                        let _ = z.file.write_at(format!("{uj:>20}\n").as_bytes(), 0);
+                        let text = if z.broken.load(Ordering::Relaxed) {
+                            format!("{:>20}\n", "oops")
+                        } else {
+                            format!("{uj:>20}\n")
+                        };
+                        let _ = z.file.write_at(text.as_bytes(), 0);
                     }
                 }
             })
@@ -169,6 +177,12 @@ impl FakeRapl {
         self.zone(dir)
             .watts_bits
             .store(watts.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Makes zone `dir`'s `energy_uj` unreadable (garbage) or readable again; its energy keeps
+    /// accumulating meanwhile, as the hardware's would.
+    pub fn set_broken(&self, dir: &str, broken: bool) {
+        self.zone(dir).broken.store(broken, Ordering::Relaxed);
     }
 
     /// The true energy of zone `dir` since the start, joules.

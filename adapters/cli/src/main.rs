@@ -44,10 +44,20 @@ enum Cmd {
     Run(RunArgs),
     /// List every energy source found, what it reads, and why the others cannot be read.
     Sources(SourceArgs),
-    /// Re-read a profile file (a damaged or cut one too) and print its summary.
+    /// Re-read a profile file (a damaged or cut one too): summary, regions at their exact
+    /// boundaries, time without readings, what damaged bytes cost; JSON, CSV timeline, SVG plot.
     Report {
         /// The profile written by `ea2p run -o`.
         file: PathBuf,
+        /// Write the summary as JSON (the schema of `ea2p run --json`, plus "lost").
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write the timeline as CSV: t_s, component, kind, power_w, energy_j.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Draw power per component over time, regions shaded, as SVG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
 }
 
@@ -78,6 +88,10 @@ struct RunArgs {
     /// Write the summary as JSON to FILE.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the timeline (every reading: t_s, component, kind, power_w, energy_j) as CSV to
+    /// FILE at the end of the run, from the profile (a temporary one when -o is not given).
+    #[arg(long)]
+    csv: Option<PathBuf>,
     /// Grid carbon intensity in g CO2e/kWh (default: the IEA world average, 475).
     #[arg(long, default_value_t = DEFAULT_CARBON_INTENSITY_G_PER_KWH)]
     carbon_intensity: f64,
@@ -153,11 +167,27 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
             .context("cannot install the signal handlers")?;
     }
+    // --csv is made from the profile: a temporary one when the user wants no profile.
+    let temp_profile = match (&args.csv, &args.output) {
+        (Some(_), None) => Some(
+            tempfile::Builder::new()
+                .prefix("ea2p-")
+                .suffix(".ea2p")
+                .tempfile()
+                .context("cannot create a temporary profile for --csv")?
+                .into_temp_path(),
+        ),
+        _ => None,
+    };
+    let output = args
+        .output
+        .clone()
+        .or_else(|| temp_profile.as_ref().map(|p| p.to_path_buf()));
     // Discovery happens before the command starts, so that its cost is not billed to the run.
     let monitor = Monitor::start(MonitorOptions {
         discover: discover_options(cli, args.devices.clone(), args.cpu_tdp),
         interval: args.interval,
-        output: args.output.clone(),
+        output: output.clone(),
         carbon_intensity: args.carbon_intensity,
         command: args.cmd.join(" "),
         rank: None,
@@ -193,7 +223,16 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         eprintln!("ea2p: {n}");
     }
     eprint!("{}", summary.table());
-    if let Some(p) = &profile {
+    if let (Some(csv), Some(p)) = (&args.csv, &profile) {
+        let options = ea2p::report::ReportOptions {
+            csv: Some(csv.clone()),
+            ..Default::default()
+        };
+        if let Err(e) = ea2p::report::read_profile(&p.path, &options) {
+            eprintln!("ea2p: cannot write the timeline {}: {e:#}", csv.display());
+        }
+    }
+    if let Some(p) = profile.as_ref().filter(|_| temp_profile.is_none()) {
         match &p.failed {
             None => eprintln!("profile: {} ({} frames)", p.path.display(), p.frames),
             Some(e) => eprintln!(
@@ -243,10 +282,22 @@ fn main() -> ExitCode {
     let result = match &cli.cmd {
         Cmd::Run(a) => run(&cli, a),
         Cmd::Sources(a) => sources(&cli, a).map(|()| ExitCode::SUCCESS),
-        Cmd::Report { file } => ea2p::report::report(file).map(|text| {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }),
+        Cmd::Report {
+            file,
+            json,
+            csv,
+            plot,
+        } => {
+            let options = ea2p::report::ReportOptions {
+                json: json.clone(),
+                csv: csv.clone(),
+                plot: plot.clone(),
+            };
+            ea2p::report::report(file, &options).map(|text| {
+                print!("{text}");
+                ExitCode::SUCCESS
+            })
+        }
     };
     result.unwrap_or_else(|e| {
         eprintln!("ea2p: {e:#}");
