@@ -51,6 +51,13 @@ pub struct Cluster {
     peak_mw: u64,
     cap_mw: Option<u64>,
     max_over_cap_mw: u64,
+    /// Failures in force per GPU (a counter, so overlapping faults nest).
+    failed: Vec<u16>,
+    /// Drains in force per GPU (of its node).
+    drained: Vec<u16>,
+    /// Since when a GPU is out of service and unheld, if it is.
+    down_since: Vec<Option<Nanos>>,
+    down_ns: u128,
 }
 
 impl Cluster {
@@ -86,6 +93,10 @@ impl Cluster {
             peak_mw: 0,
             cap_mw: None,
             max_over_cap_mw: 0,
+            failed: vec![0; n as usize],
+            drained: vec![0; n as usize],
+            down_since: vec![None; n as usize],
+            down_ns: 0,
         }
     }
 
@@ -185,14 +196,95 @@ impl Cluster {
         }
     }
 
-    /// Returns a job's GPUs to the free pool, at idle power.
+    /// Returns a job's GPUs to the free pool, at idle power; a failed or drained GPU goes out of
+    /// service instead.
     pub fn release(&mut self, gpus: &[u32], now: Nanos) {
         for &g in gpus {
             let t = self.gpu_type[g as usize] as usize;
             let idle = self.idle_mw[t];
             self.set_gpu(g as usize, NO_JOB, idle, now);
-            self.free[t].insert(g);
+            if self.in_service(g) {
+                self.free[t].insert(g);
+            }
+            self.update_down(g, now);
         }
+    }
+
+    /// Neither failed nor on a drained node.
+    pub fn in_service(&self, g: u32) -> bool {
+        self.failed[g as usize] == 0 && self.drained[g as usize] == 0
+    }
+
+    /// GPU `g` has failed and is not repaired yet.
+    pub fn is_failed(&self, g: u32) -> bool {
+        self.failed[g as usize] > 0
+    }
+
+    /// GPU `g` is in the free pool (allocation takes only from there).
+    pub fn is_free(&self, g: u32) -> bool {
+        self.free[self.gpu_type[g as usize] as usize].contains(&g)
+    }
+
+    /// A GPU out of service that no job holds is powered off (0 W): under repair or maintenance
+    /// it draws nothing, and policies (Charon's committed power) count only free and held GPUs.
+    fn update_down(&mut self, g: u32, now: Nanos) {
+        let unheld = self.holder[g as usize] == NO_JOB;
+        let down = !self.in_service(g) && unheld;
+        match (self.down_since[g as usize], down) {
+            (None, true) => {
+                self.set_gpu(g as usize, NO_JOB, 0, now);
+                self.down_since[g as usize] = Some(now);
+            }
+            (Some(since), false) => {
+                self.down_ns += (now - since) as u128;
+                self.down_since[g as usize] = None;
+                if unheld {
+                    let idle = self.idle_mw[self.gpu_type[g as usize] as usize];
+                    self.set_gpu(g as usize, NO_JOB, idle, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Takes GPU `g` out of service (`failure`: it failed; otherwise its node is drained). The
+    /// caller preempts a job holding a failed GPU; a drained GPU stays with its job.
+    pub fn take_out(&mut self, g: u32, failure: bool, now: Nanos) {
+        let c = if failure {
+            &mut self.failed[g as usize]
+        } else {
+            &mut self.drained[g as usize]
+        };
+        *c = c.saturating_add(1);
+        self.free[self.gpu_type[g as usize] as usize].remove(&g);
+        self.update_down(g, now);
+    }
+
+    /// Undoes one [`Cluster::take_out`]: an unheld GPU back in service returns to the free pool.
+    pub fn put_back(&mut self, g: u32, failure: bool, now: Nanos) {
+        let c = if failure {
+            &mut self.failed[g as usize]
+        } else {
+            &mut self.drained[g as usize]
+        };
+        *c = c.saturating_sub(1);
+        if self.in_service(g) && self.holder[g as usize] == NO_JOB {
+            self.free[self.gpu_type[g as usize] as usize].insert(g);
+        }
+        self.update_down(g, now);
+    }
+
+    /// GPUs of type `t` out of service and held by no job.
+    pub fn out_of_service_unheld(&self, t: usize) -> u32 {
+        (0..self.holder.len())
+            .filter(|&g| self.gpu_type[g] as usize == t && self.down_since[g].is_some())
+            .count() as u32
+    }
+
+    /// GPU-nanoseconds spent out of service and unheld (failed, or drained and empty), up to the
+    /// last [`Cluster::settle`].
+    pub fn down_ns(&self) -> u128 {
+        self.down_ns
     }
 
     /// Integrates every GPU up to `now` (call at the horizon before reading energies).
@@ -200,6 +292,10 @@ impl Cluster {
         self.advance(now);
         for g in 0..self.holder.len() {
             self.settle_gpu(g, now);
+            if let Some(since) = self.down_since[g] {
+                self.down_ns += (now - since) as u128;
+                self.down_since[g] = Some(now);
+            }
         }
     }
 
@@ -288,5 +384,29 @@ mod tests {
         assert_eq!(alloc, 2 * (300_000 * 1_000 + 99_000 * 1_000));
         assert_eq!(c.allocated_ns()[0], 4_000);
         assert_eq!(c.peak_mw(), 2 * 300_000 + 79_000);
+    }
+
+    #[test]
+    fn out_of_service_gpus_leave_the_pool_and_draw_nothing_until_back() {
+        let mut c = Cluster::new(&specs(), &[2, 0]);
+        c.take_out(0, true, 0); // GPU 0 fails
+        assert_eq!((c.free_count(0), c.power_mw()), (1, 55_000));
+        let g = c.allocate(0, 1, 7, 300_000, 0).unwrap();
+        assert_eq!(g, vec![1]);
+        c.take_out(1, false, 1_000); // its node is drained: the job keeps it
+        assert_eq!((c.holder(1), c.free_count(0)), (7, 0));
+        c.put_back(0, true, 2_000); // repaired
+        assert!(c.is_free(0) && c.in_service(0));
+        c.release(&g, 3_000); // drained: out of service, not free
+        assert!(!c.is_free(1) && c.out_of_service_unheld(0) == 1);
+        c.put_back(1, false, 4_000);
+        assert!(c.is_free(1));
+        c.settle(5_000);
+        // Down: GPU 0 over [0, 2000), GPU 1 over [3000, 4000).
+        assert_eq!(c.down_ns(), 3_000);
+        let (idle, alloc) = c.gpu_energy_pj();
+        assert_eq!(alloc, 300_000 * 3_000);
+        assert_eq!(idle, 55_000 * (3_000 + 1_000)); // GPU 0 from 2000, GPU 1 from 4000
+        assert_eq!(idle + alloc, c.cluster_energy_pj());
     }
 }

@@ -11,6 +11,7 @@
 //! | [`workload`] | seeded Poisson job generator and trace reader |
 //! | [`engine`] | the event queue: integer time, (time, sequence) order, lazy cancellation |
 //! | [`cluster`] | GPUs, power states, exact integer energy |
+//! | [`faults`] | GPU failures and node drains, drawn from their own RNG stream |
 //! | [`sim`] | one run: events, policy rounds, checkpoints, preemptions, power caps |
 //! | [`results`] | per-run metrics and their mean and 95% interval over seeds |
 //! | [`report`] | table, CSV, JSON and SVG plot |
@@ -21,6 +22,7 @@
 pub mod catalogue;
 pub mod cluster;
 pub mod engine;
+pub mod faults;
 pub mod report;
 pub mod results;
 pub mod scenario;

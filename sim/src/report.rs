@@ -37,7 +37,7 @@ pub fn table(sc: &Scenario, cmp: &Comparison) -> String {
         sc.seeds,
         gpus.join(" + ")
     );
-    let head = [
+    let mut head = vec![
         "policy",
         "jobs/h",
         "energy kWh",
@@ -54,7 +54,7 @@ pub fn table(sc: &Scenario, cmp: &Comparison) -> String {
         .policies
         .iter()
         .map(|p| {
-            vec![
+            let mut r = vec![
                 p.policy.clone(),
                 pm(&p.jobs_per_hour, 1.0, 2),
                 pm(&p.energy_kwh, 1.0, 2),
@@ -66,9 +66,28 @@ pub fn table(sc: &Scenario, cmp: &Comparison) -> String {
                 pm(&p.peak_power_w, 1e-3, 2),
                 pm(&p.preemptions, 1.0, 1),
                 pm(&p.wasted_energy_kwh, 1.0, 3),
-            ]
+            ];
+            if let Some(f) = &p.faults {
+                r.extend([
+                    pm(&f.gpu_failures, 1.0, 1),
+                    pm(&f.node_drains, 1.0, 1),
+                    pm(&f.fault_preemptions, 1.0, 1),
+                    pm(&f.lost_gpu_hours, 1.0, 2),
+                    pm(&f.down_gpu_hours, 1.0, 1),
+                ]);
+            }
+            r
         })
         .collect();
+    if cmp.policies.iter().any(|p| p.faults.is_some()) {
+        head.extend([
+            "failures",
+            "drains",
+            "fault preempt",
+            "lost GPU·h",
+            "down GPU·h",
+        ]);
+    }
     let mut w: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -118,13 +137,25 @@ pub fn run_text(r: &RunResult) -> String {
         .iter()
         .map(|u| format!("{} {:.0}%", u.gpu, u.utilisation * 100.0))
         .collect();
+    let faults = r.faults.as_ref().map_or(String::new(), |f| {
+        format!(
+            "faults: {} GPU failures, {} node drains, {} jobs preempted, {:.2} GPU-hours of work lost, \
+             {:.2} GPU-hours out of service, {} decisions skipped\n",
+            f.gpu_failures,
+            f.node_drains,
+            f.fault_preemptions,
+            f.lost_gpu_hours,
+            f.down_gpu_hours,
+            f.skipped_decisions
+        )
+    });
     format!(
         "policy {} run {} (seed {})\n\
          jobs: {} arrived, {} completed, {:.2} per hour\n\
          energy: {:.3} kWh ({:.3} allocated GPUs, {:.3} idle GPUs), wasted {:.4} kWh, peak {:.2} kW\n\
          EDP per job: {} GJ·s; JCT mean {} h, p95 {} h; makespan {:.2} h\n\
          deadlines: {} missed of {} ({}%); fairness (Jain over users' finish-time fairness) {}\n\
-         utilisation: {}; preemptions {}, resizes {}; {} events\n",
+         utilisation: {}; preemptions {}, resizes {}; {} events\n{}",
         r.policy,
         r.run,
         r.seed,
@@ -147,7 +178,8 @@ pub fn run_text(r: &RunResult) -> String {
         util.join(", "),
         r.preemptions,
         r.resizes,
-        r.events
+        r.events,
+        faults
     )
 }
 

@@ -68,6 +68,28 @@ pub struct RunResult {
     pub wasted_energy_kwh: f64,
     /// Events processed.
     pub events: u64,
+    /// Fault metrics, present when the scenario injects faults (`[faults]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<FaultResult>,
+}
+
+/// What faults did to a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultResult {
+    /// GPU failures.
+    pub gpu_failures: u64,
+    /// Node drains begun.
+    pub node_drains: u64,
+    /// Jobs preempted by a failure or a drain's end of grace (also counted in `preemptions`).
+    pub fault_preemptions: u64,
+    /// GPU-hours whose work faults threw away: each preempted job's GPUs x the time since its
+    /// state was last saved (start, checkpoint or resize).
+    pub lost_gpu_hours: f64,
+    /// GPU-hours out of service and held by no job (failed, or drained and empty).
+    pub down_gpu_hours: f64,
+    /// Policy decisions not applied because they counted GPUs a drain keeps (policies do not
+    /// see drains).
+    pub skipped_decisions: u64,
 }
 
 /// Builds a run's results from the simulator's final state.
@@ -165,6 +187,14 @@ pub(crate) fn collect(
         resizes: c.resizes,
         wasted_energy_kwh: kwh(pj_to_j(c.wasted_pj)),
         events: c.events,
+        faults: sc.faults.enabled().then(|| FaultResult {
+            gpu_failures: c.gpu_failures,
+            node_drains: c.node_drains,
+            fault_preemptions: c.fault_preemptions,
+            lost_gpu_hours: c.fault_lost_gpu_ns as f64 / 3.6e12,
+            down_gpu_hours: cluster.down_ns() as f64 / 3.6e12,
+            skipped_decisions: c.skipped_decisions,
+        }),
     }
 }
 
@@ -280,6 +310,9 @@ pub struct PolicySummary {
     pub preemptions: Stat,
     /// Wasted energy, kWh.
     pub wasted_energy_kwh: Stat,
+    /// Fault metrics over seeds, present when the scenario injects faults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<FaultSummary>,
     /// Further metrics for the CSV and the table, kept out of the JSON so that its schema stays
     /// the documented one: makespan, busy and idle energy, resizes, utilisation per GPU type.
     #[serde(skip)]
@@ -303,6 +336,7 @@ impl PolicySummary {
             peak_power_w: s(&|r| Some(r.peak_power_w)),
             preemptions: s(&|r| Some(r.preemptions as f64)),
             wasted_energy_kwh: s(&|r| Some(r.wasted_energy_kwh)),
+            faults: FaultSummary::of(runs),
             extra: {
                 let mut v = vec![
                     ("makespan_s".to_string(), s(&|r| Some(r.makespan_s))),
@@ -316,6 +350,9 @@ impl PolicySummary {
                     ),
                     ("resizes".to_string(), s(&|r| Some(r.resizes as f64))),
                 ];
+                if let Some(f) = FaultSummary::of(runs) {
+                    v.extend(f.named().iter().map(|(n, st)| (n.to_string(), *st)));
+                }
                 if let Some(first) = runs.first() {
                     for (t, u) in first.utilisation.iter().enumerate() {
                         let st = Stat::of(
@@ -328,6 +365,53 @@ impl PolicySummary {
                 v
             },
         }
+    }
+}
+
+/// [`FaultResult`] over seeds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultSummary {
+    /// GPU failures per run.
+    pub gpu_failures: Stat,
+    /// Node drains per run.
+    pub node_drains: Stat,
+    /// Jobs preempted by faults per run.
+    pub fault_preemptions: Stat,
+    /// GPU-hours of work lost to faults per run.
+    pub lost_gpu_hours: Stat,
+    /// GPU-hours out of service per run.
+    pub down_gpu_hours: Stat,
+}
+
+impl FaultSummary {
+    /// `None` unless every run has fault metrics.
+    fn of(runs: &[RunResult]) -> Option<FaultSummary> {
+        let f: Vec<&FaultResult> = runs
+            .iter()
+            .map(|r| r.faults.as_ref())
+            .collect::<Option<_>>()?;
+        if f.is_empty() {
+            return None;
+        }
+        let s = |g: &dyn Fn(&FaultResult) -> f64| Stat::of(f.iter().map(|x| Some(g(x))));
+        Some(FaultSummary {
+            gpu_failures: s(&|x| x.gpu_failures as f64),
+            node_drains: s(&|x| x.node_drains as f64),
+            fault_preemptions: s(&|x| x.fault_preemptions as f64),
+            lost_gpu_hours: s(&|x| x.lost_gpu_hours),
+            down_gpu_hours: s(&|x| x.down_gpu_hours),
+        })
+    }
+
+    /// Named metrics, for the CSV.
+    pub fn named(&self) -> [(&'static str, Stat); 5] {
+        [
+            ("gpu_failures", self.gpu_failures),
+            ("node_drains", self.node_drains),
+            ("fault_preemptions", self.fault_preemptions),
+            ("lost_gpu_hours", self.lost_gpu_hours),
+            ("down_gpu_hours", self.down_gpu_hours),
+        ]
     }
 }
 

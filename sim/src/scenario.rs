@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::catalogue::{builtin_gpus, builtin_models, GpuTypeDef, ModelDef, PerfFigures};
+use crate::faults::{self, Faults, NodeDef, Scripted};
 
 /// The seed protocol of DESIGN §8, built into the program.
 pub const SEED_TOML: &str = include_str!("../scenarios/seed.toml");
@@ -163,6 +164,10 @@ pub struct Scenario {
     pub power_cap_w: Option<f64>,
     /// Later changes of the cap, in time order.
     pub cap_changes: Vec<CapChange>,
+    /// The nodes, in file order (each `count` expanded), on the GPU ids.
+    pub nodes: Vec<NodeDef>,
+    /// GPU failures and node drains (`[faults]`; none by default).
+    pub faults: Faults,
 }
 
 impl Scenario {
@@ -219,6 +224,27 @@ struct RawScenario {
     power_cap_changes: Option<Vec<RawCapChange>>,
     #[serde(default)]
     models: Vec<RawModel>,
+    faults: Option<RawFaults>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFaults {
+    gpu_mtbf_h: Option<Spanned<f64>>,
+    repair_h: Option<Spanned<f64>>,
+    node_drains_per_day: Option<Spanned<f64>>,
+    drain_h: Option<Spanned<f64>>,
+    drain_grace_h: Option<Spanned<f64>>,
+    #[serde(default)]
+    events: Vec<RawFaultEvent>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFaultEvent {
+    at_h: Spanned<f64>,
+    gpu: Option<Spanned<u32>>,
+    node: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -579,11 +605,18 @@ fn resolve(
 
     // Cluster.
     let mut gpu_counts = vec![0u32; gpu_types.len()];
+    let mut node_list: Vec<(u8, u32)> = Vec::new();
     match &raw.nodes {
         Some(nodes) => {
             for n in nodes {
                 let ty = gpu_index(ctx, &gpu_types, &n.gpu)?;
                 gpu_counts[ty as usize] += n.count * n.gpus_per_node.get_ref();
+                if *n.gpus_per_node.get_ref() > 0 {
+                    node_list.extend(std::iter::repeat_n(
+                        (ty, *n.gpus_per_node.get_ref()),
+                        n.count as usize,
+                    ));
+                }
             }
         }
         None => {
@@ -593,8 +626,19 @@ fn resolve(
                     gpu_counts[i] = b.gpu_counts[j];
                 }
             }
+            for n in &b.nodes {
+                let name = &b.gpu_types[n.gpu_type as usize].name;
+                if let Some(i) = gpu_types.iter().position(|g| &g.name == name) {
+                    node_list.push((i as u8, n.gpus));
+                }
+            }
         }
     }
+    let nodes = faults::layout(&node_list, gpu_types.len());
+    let faults = match raw.faults {
+        Some(f) => resolve_faults(ctx, &f, &nodes, gpu_counts.iter().sum())?,
+        None => base.as_ref().map(|b| b.faults.clone()).unwrap_or_default(),
+    };
     if gpu_counts.iter().all(|&c| c == 0) {
         return Err(ctx.whole(
             "the cluster has no GPU: expected at least one [[nodes]] entry with gpus_per_node > 0",
@@ -931,6 +975,73 @@ fn resolve(
         restart_time,
         power_cap_w,
         cap_changes,
+        nodes,
+        faults,
+    })
+}
+
+fn resolve_faults(
+    ctx: &Ctx<'_>,
+    f: &RawFaults,
+    nodes: &[NodeDef],
+    gpus: u32,
+) -> Result<Faults, ScenarioError> {
+    let d = Faults::default();
+    let hours_or = |v: &Option<Spanned<f64>>, what: &str, dflt: Nanos| match v {
+        Some(x) => Ok(nanos_from_secs(ctx.non_negative(x, what)? * 3600.0)),
+        None => Ok::<_, ScenarioError>(dflt),
+    };
+    let mut scripted = Vec::new();
+    for e in &f.events {
+        let at = nanos_from_secs(ctx.non_negative(&e.at_h, "at_h")? * 3600.0);
+        scripted.push(match (&e.gpu, &e.node) {
+            (Some(g), None) if *g.get_ref() < gpus => Scripted::Fail {
+                at,
+                gpu: *g.get_ref(),
+            },
+            (Some(g), None) => {
+                return Err(ctx.at(
+                    g.span(),
+                    format!(
+                        "gpu: expected a GPU id below {gpus} (ids count type by type, nodes in file order)"
+                    ),
+                ))
+            }
+            (None, Some(n)) if (*n.get_ref() as usize) < nodes.len() => Scripted::Drain {
+                at,
+                node: *n.get_ref(),
+            },
+            (None, Some(n)) => {
+                return Err(ctx.at(
+                    n.span(),
+                    format!(
+                        "node: expected a node index below {} (file order, each count expanded)",
+                        nodes.len()
+                    ),
+                ))
+            }
+            _ => {
+                return Err(ctx.at(
+                    e.at_h.span(),
+                    "[[faults.events]]: expected exactly one of gpu = ID (a failure) or node = INDEX (a drain)",
+                ))
+            }
+        });
+    }
+    Ok(Faults {
+        gpu_mtbf_h: f
+            .gpu_mtbf_h
+            .as_ref()
+            .map(|m| ctx.positive(m, "gpu_mtbf_h"))
+            .transpose()?,
+        repair: hours_or(&f.repair_h, "repair_h", d.repair)?,
+        node_drains_per_day: match &f.node_drains_per_day {
+            Some(r) => ctx.non_negative(r, "node_drains_per_day")?,
+            None => 0.0,
+        },
+        drain: hours_or(&f.drain_h, "drain_h", d.drain)?,
+        drain_grace: hours_or(&f.drain_grace_h, "drain_grace_h", d.drain_grace)?,
+        scripted,
     })
 }
 

@@ -4,8 +4,9 @@ use ea2p_core::jobmodel::{evaluate, Config, ModelProfile};
 use ea2p_core::policy::{self, ClusterView, Decision, Decisions, JobView, PolicyKind};
 use ea2p_core::units::{secs, Nanos, NANOS_PER_SEC};
 
-use crate::cluster::{mw, pj_to_j, Cluster};
+use crate::cluster::{mw, pj_to_j, Cluster, NO_JOB};
 use crate::engine::{EventKind, EventQueue};
+use crate::faults::{self, FaultEvent, FaultKind};
 use crate::results::{self, RunResult};
 use crate::scenario::Scenario;
 use crate::workload::JobSpec;
@@ -68,6 +69,18 @@ pub struct RunOutput {
     pub energy_pj: (u128, u128, u128),
     /// Largest excess of cluster power over the cap in force, over intervals of positive length, mW.
     pub max_over_cap_mw: u64,
+    /// The run's faults (GPU failures, repairs, drains), in the order applied.
+    pub faults: Vec<FaultEvent>,
+    /// Work computed (goodput integrated over computing time), reference samples.
+    pub work_computed: f64,
+    /// Work lost to preemptions (policies' and faults'), reference samples.
+    pub work_lost: f64,
+    /// Work each job holds at the horizon (its total for completed jobs).
+    pub work_done: Vec<f64>,
+    /// Jobs waiting at the horizon (arrived, never completed, holding no GPU).
+    pub left_pending: u64,
+    /// Jobs running at the horizon.
+    pub left_running: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +117,9 @@ struct JobState {
     completed_at: Option<Nanos>,
     first_start: Option<Nanos>,
     list_pos: u32,
+    /// When the job's state was last saved (start, checkpoint, resize): a fault loses the
+    /// GPU-time since.
+    saved_at: Nanos,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -133,6 +149,12 @@ pub(crate) struct Counters {
     pub checkpoints: u64,
     pub wasted_pj: u128,
     pub lost_work: f64,
+    pub work_computed: f64,
+    pub gpu_failures: u64,
+    pub node_drains: u64,
+    pub fault_preemptions: u64,
+    pub fault_lost_gpu_ns: u128,
+    pub skipped_decisions: u64,
 }
 
 struct Sim<'a> {
@@ -160,6 +182,8 @@ struct Sim<'a> {
     scratch: Vec<u32>,
     decisions: Vec<Decision>,
     free: Vec<u32>,
+    faults: Vec<FaultEvent>,
+    next_fault: usize,
 }
 
 /// Runs `kind` on `jobs` (from [`crate::workload::generate`]) over the scenario's horizon.
@@ -214,6 +238,7 @@ pub fn run_with(
                 completed_at: None,
                 first_start: None,
                 list_pos: 0,
+                saved_at: 0,
             })
             .collect(),
         users: vec![UserAcc::default(); users],
@@ -232,6 +257,15 @@ pub fn run_with(
         scratch: Vec::new(),
         decisions: Vec::new(),
         free: Vec::new(),
+        faults: faults::schedule(
+            &sc.faults,
+            &sc.nodes,
+            sc.gpu_counts.iter().sum(),
+            sc.horizon(),
+            sc.base_seed,
+            run_index,
+        ),
+        next_fault: 0,
     };
     sim.run()?;
     let horizon = sc.horizon();
@@ -255,6 +289,20 @@ pub fn run_with(
         completions: sim.completions,
         energy_pj: (i, a, sim.cluster.cluster_energy_pj()),
         max_over_cap_mw: sim.cluster.max_over_cap_mw(),
+        work_computed: sim.counters.work_computed,
+        work_lost: sim.counters.lost_work,
+        work_done: sim.st.iter().map(|s| s.work_done).collect(),
+        left_pending: sim
+            .st
+            .iter()
+            .filter(|s| s.status == Status::Pending)
+            .count() as u64,
+        left_running: sim
+            .st
+            .iter()
+            .filter(|s| s.status == Status::Running)
+            .count() as u64,
+        faults: sim.faults,
     })
 }
 
@@ -278,7 +326,27 @@ impl Sim<'_> {
         for (i, c) in self.sc.cap_changes.iter().enumerate() {
             self.queue.push(c.at, EventKind::PowerCap(i as u32));
         }
-        while let Some(ev) = self.queue.pop_before(horizon) {
+        loop {
+            // Faults are drawn before the run and merged in: one at time t comes before the
+            // queue's events at t.
+            let fault_at = self
+                .faults
+                .get(self.next_fault)
+                .map_or(horizon, |f| f.at.min(horizon));
+            let Some(ev) = self.queue.pop_before(fault_at) else {
+                if fault_at < horizon {
+                    let f = self.faults[self.next_fault];
+                    self.next_fault += 1;
+                    self.counters.events += 1;
+                    self.apply_fault(f)?;
+                    self.record_power(f.at);
+                    if self.opts.check_invariants {
+                        self.check(f.at)?;
+                    }
+                    continue;
+                }
+                break;
+            };
             let now = ev.time;
             self.counters.events += 1;
             match ev.kind {
@@ -408,8 +476,10 @@ impl Sim<'_> {
         s.energy_pj += s.power_mw as u128 * (now - s.energy_since) as u128;
         s.energy_since = now;
         if s.status == Status::Running && s.phase == Phase::Computing {
+            let before = s.work_done;
             s.work_done =
                 (s.work_done + s.rate * secs(now - s.phase_since)).min(self.jobs[j as usize].work);
+            self.counters.work_computed += s.work_done - before;
         }
         s.phase_since = now;
     }
@@ -508,6 +578,12 @@ impl Sim<'_> {
         let ty = cfg.gpu_type as usize;
         let idle = mw(self.specs[ty].allocated_idle_w);
         let Some(gpus) = self.cluster.allocate(ty, cfg.gpus, j, idle, now) else {
+            if self.cluster.out_of_service_unheld(ty) > 0 {
+                // The policy counted GPUs that a drain keeps (it cannot see drains, e.g. those
+                // of a job it just preempted): the start is not applied, the job waits.
+                self.counters.skipped_decisions += 1;
+                return Ok(());
+            }
             return Err(self.err(
                 now,
                 format!(
@@ -532,6 +608,7 @@ impl Sim<'_> {
         s.power_mw = idle * cfg.gpus as u64;
         s.energy_since = now;
         s.phase_since = now;
+        s.saved_at = now;
         self.resume(j, now);
         Ok(())
     }
@@ -589,7 +666,19 @@ impl Sim<'_> {
         } else {
             0
         };
-        if self.cluster.free_count(ty) + own < cfg.gpus {
+        // GPUs of a drained node do not return to the pool, and policies do not see drains: a
+        // resize that would need them is not applied (the job keeps its configuration).
+        let own_back = if cur.gpu_type == cfg.gpu_type {
+            let gpus = &self.st[j as usize].gpus;
+            gpus.iter().filter(|&&g| self.cluster.in_service(g)).count() as u32
+        } else {
+            0
+        };
+        if self.cluster.free_count(ty) + own_back < cfg.gpus {
+            if own_back < own || self.cluster.out_of_service_unheld(ty) > 0 {
+                self.counters.skipped_decisions += 1;
+                return Ok(());
+            }
             return Err(self.err(
                 now,
                 format!("resize of job {j} to {cfg:?}: not enough free GPUs"),
@@ -599,6 +688,7 @@ impl Sim<'_> {
         let s = &mut self.st[j as usize];
         s.work_at_ckpt = s.work_done;
         s.energy_at_ckpt = s.energy_pj;
+        s.saved_at = now;
         self.release(j, now);
         let idle = mw(self.specs[ty].allocated_idle_w);
         let gpus = self
@@ -631,10 +721,11 @@ impl Sim<'_> {
         self.remove_list(j, false);
     }
 
-    fn mark_checkpoint(&mut self, j: u32) {
+    fn mark_checkpoint(&mut self, j: u32, now: Nanos) {
         let s = &mut self.st[j as usize];
         s.work_at_ckpt = s.work_done;
         s.energy_at_ckpt = s.energy_pj;
+        s.saved_at = now;
         self.counters.checkpoints += 1;
     }
 
@@ -646,7 +737,7 @@ impl Sim<'_> {
         if self.sc.checkpoint_time > 0 {
             self.enter_pause(j, Phase::Checkpointing, self.sc.checkpoint_time, now);
         } else {
-            self.mark_checkpoint(j);
+            self.mark_checkpoint(j, now);
             let gen = self.st[j as usize].gen;
             self.queue.push(
                 now + self.sc.checkpoint_interval,
@@ -665,10 +756,59 @@ impl Sim<'_> {
                 s.energy_at_ckpt = s.energy_pj;
                 s.needs_restart = false;
             }
-            Phase::Checkpointing => self.mark_checkpoint(j),
+            Phase::Checkpointing => self.mark_checkpoint(j, now),
             Phase::Computing => {}
         }
         self.enter_computing(j, now);
+    }
+
+    // --- faults ------------------------------------------------------------------------------
+
+    fn apply_fault(&mut self, f: FaultEvent) -> Result<(), SimError> {
+        let now = f.at;
+        match f.kind {
+            FaultKind::GpuFail(g) => {
+                self.counters.gpu_failures += 1;
+                self.cluster.take_out(g, true, now);
+                let h = self.cluster.holder(g);
+                if h != NO_JOB {
+                    self.fault_preempt(h, now)?;
+                }
+            }
+            FaultKind::GpuRepair(g) => self.cluster.put_back(g, true, now),
+            FaultKind::DrainStart(n) => {
+                self.counters.node_drains += 1;
+                for g in self.sc.nodes[n as usize].gpu_ids() {
+                    self.cluster.take_out(g, false, now);
+                }
+            }
+            FaultKind::DrainForce(n) => {
+                for g in self.sc.nodes[n as usize].gpu_ids() {
+                    let h = self.cluster.holder(g);
+                    if h != NO_JOB {
+                        self.fault_preempt(h, now)?;
+                    }
+                }
+            }
+            FaultKind::DrainEnd(n) => {
+                for g in self.sc.nodes[n as usize].gpu_ids() {
+                    self.cluster.put_back(g, false, now);
+                }
+            }
+        }
+        // Capacity changed, or a job went back to the queue: the policy decides again.
+        self.request_round(now);
+        Ok(())
+    }
+
+    /// A fault takes a running job's GPUs: preempted like a policy preemption (work since the
+    /// last checkpoint lost, restart when it runs again), and the GPU-time since its state was
+    /// last saved counted as lost.
+    fn fault_preempt(&mut self, j: u32, now: Nanos) -> Result<(), SimError> {
+        let s = &self.st[j as usize];
+        self.counters.fault_lost_gpu_ns += s.gpus.len() as u128 * (now - s.saved_at) as u128;
+        self.counters.fault_preemptions += 1;
+        self.preempt(j, now)
     }
 
     // --- rounds ------------------------------------------------------------------------------
@@ -819,6 +959,50 @@ impl Sim<'_> {
             .count();
         if holders != held {
             return Err(bad(format!("{holders} GPUs have a holder but running jobs list {held}: a GPU is held twice or leaked")));
+        }
+        let mut free_n = vec![0u32; self.specs.len()];
+        let mut out_n = vec![0u32; self.specs.len()];
+        for g in 0..self.cluster.len() as u32 {
+            let t = self.cluster.gpu_type(g) as usize;
+            let h = self.cluster.holder(g);
+            if h != NO_JOB && self.cluster.is_failed(g) {
+                return Err(bad(format!("job {h} runs on failed GPU {g}")));
+            }
+            if self.cluster.is_free(g) {
+                if h != NO_JOB || !self.cluster.in_service(g) {
+                    return Err(bad(format!(
+                        "GPU {g} is in the free pool but held or out of service"
+                    )));
+                }
+                free_n[t] += 1;
+            } else if h == NO_JOB {
+                if self.cluster.in_service(g) {
+                    return Err(bad(format!(
+                        "GPU {g} is in service, unheld, not free: leaked"
+                    )));
+                }
+                out_n[t] += 1;
+            }
+        }
+        let mut held_n = vec![0u32; self.specs.len()];
+        for &j in &self.running {
+            let s = &self.st[j as usize];
+            if let Some(cfg) = s.cfg {
+                held_n[cfg.gpu_type as usize] += s.gpus.len() as u32;
+            }
+        }
+        for t in 0..self.specs.len() {
+            if free_n[t] != self.cluster.free_count(t)
+                || free_n[t] + held_n[t] + out_n[t] != self.cluster.totals()[t]
+            {
+                return Err(bad(format!(
+                    "type {t}: {} free + {} held + {} out of service != {} GPUs",
+                    free_n[t],
+                    held_n[t],
+                    out_n[t],
+                    self.cluster.totals()[t]
+                )));
+            }
         }
         if let Some(j) = self.completions.iter().position(|&c| c > 1) {
             return Err(bad(format!(
