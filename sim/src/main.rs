@@ -95,6 +95,43 @@ struct CompareArgs {
     /// No progress bar even on a terminal.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    faults: FaultFlags,
+}
+
+/// Fault injection from the command line, over the scenario's `[faults]`.
+#[derive(Args, Debug, Default)]
+struct FaultFlags {
+    /// GPU failures: mean time between failures of one GPU, hours (sets `[faults] gpu_mtbf_h`).
+    #[arg(long, value_name = "HOURS")]
+    gpu_mtbf_h: Option<f64>,
+    /// Node drains per node per day (sets `[faults] node_drains_per_day`).
+    #[arg(long, value_name = "RATE")]
+    node_drains_per_day: Option<f64>,
+    /// Drop the scenario's faults (a baseline for the same scenario; applied before the two above).
+    #[arg(long)]
+    no_faults: bool,
+}
+
+impl FaultFlags {
+    fn apply(&self, sc: &mut Scenario) -> Result<()> {
+        if self.no_faults {
+            sc.faults = Default::default();
+        }
+        if let Some(m) = self.gpu_mtbf_h {
+            if !(m > 0.0 && m.is_finite()) {
+                bail!("--gpu-mtbf-h: expected a positive number of hours, got {m}");
+            }
+            sc.faults.gpu_mtbf_h = Some(m);
+        }
+        if let Some(r) = self.node_drains_per_day {
+            if !(r >= 0.0 && r.is_finite()) {
+                bail!("--node-drains-per-day: expected a number >= 0, got {r}");
+            }
+            sc.faults.node_drains_per_day = r;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Args, Debug)]
@@ -117,6 +154,8 @@ struct RunArgs {
     /// Plot the cluster's power over time (and the cap, if any) as SVG.
     #[arg(long, value_name = "FILE.svg")]
     plot_power: Option<PathBuf>,
+    #[command(flatten)]
+    faults: FaultFlags,
 }
 
 fn load(path: &Option<PathBuf>, hours: Option<f64>, seeds: Option<u32>) -> Result<Scenario> {
@@ -147,7 +186,8 @@ fn parse_policy(s: &str) -> Result<PolicyKind> {
 }
 
 fn compare(a: CompareArgs) -> Result<()> {
-    let sc = load(&a.scenario, a.hours, a.seeds)?;
+    let mut sc = load(&a.scenario, a.hours, a.seeds)?;
+    a.faults.apply(&mut sc)?;
     let policies = match &a.policies {
         Some(list) => list
             .iter()
@@ -209,7 +249,8 @@ fn compare(a: CompareArgs) -> Result<()> {
 
 fn run(a: RunArgs) -> Result<()> {
     let policy = parse_policy(&a.policy)?;
-    let sc = load(&a.scenario, a.hours, None)?;
+    let mut sc = load(&a.scenario, a.hours, None)?;
+    a.faults.apply(&mut sc)?;
     let jobs = workload::generate(&sc, a.run);
     let opts = sim::RunOptions {
         record_power: a.plot_power.is_some(),
