@@ -17,7 +17,10 @@
 pub mod cpu_tdp;
 pub mod devices;
 pub mod discover;
+pub mod launcher;
+pub mod merge;
 pub mod monitor;
+pub mod prometheus;
 pub mod regions;
 pub mod report;
 pub mod summary;

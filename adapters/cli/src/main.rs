@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use ea2p::prometheus::Exporter;
 use ea2p::regions::{RegionFifo, ENV_VAR as REGIONS_ENV};
-use ea2p::{Devices, DiscoverOptions, Monitor, MonitorOptions};
+use ea2p::{launcher, Devices, DiscoverOptions, GpuPick, Monitor, MonitorOptions};
 use ea2p_core::metrics::DEFAULT_CARBON_INTENSITY_G_PER_KWH;
 use ea2p_core::units::Nanos;
 
@@ -42,6 +43,19 @@ enum Cmd {
     /// CMD gets EA2P_REGIONS, the path of a FIFO where it may write lines `begin NAME` and
     /// `end NAME` to measure regions (epochs, phases); regions may nest and overlap.
     Run(RunArgs),
+    /// Measure the whole machine with no command until SIGINT/SIGTERM, serving live metrics for
+    /// Prometheus; then print the summary.
+    Serve(ServeArgs),
+    /// Merge the profiles of the ranks of a parallel job (srun, mpirun): per rank, per node and
+    /// in total.
+    Merge {
+        /// Profiles written by `ea2p run -o` under the launcher (one per rank).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write the breakdown as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// List every energy source found, what it reads, and why the others cannot be read.
     Sources(SourceArgs),
     /// Re-read a profile file (a damaged or cut one too): summary, regions at their exact
@@ -73,6 +87,28 @@ struct SourceArgs {
 }
 
 #[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Where to serve /metrics: PORT or :PORT (127.0.0.1:PORT), or HOST:PORT.
+    #[arg(long, value_name = "ADDR", default_value = "9464")]
+    prometheus: String,
+    /// Sampling interval for counter sources.
+    #[arg(long, default_value = "1ms", value_parser = parse_duration)]
+    interval: Nanos,
+    /// Components to measure: cpu, ram, gpu, gpu:N,M.
+    #[arg(long, default_value = "cpu,ram,gpu")]
+    devices: Devices,
+    /// Also write the profile to FILE.
+    #[arg(short = 'o', long = "output")]
+    output: Option<PathBuf>,
+    /// Write the summary as JSON to FILE at the end.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// CPU TDP in watts for the CPU model.
+    #[arg(long)]
+    cpu_tdp: Option<f64>,
+}
+
+#[derive(clap::Args, Debug)]
 struct RunArgs {
     /// Sampling interval for counter sources (e.g. 1ms, 10ms, 1s); each source is read no faster
     /// than it updates.
@@ -99,6 +135,10 @@ struct RunArgs {
     /// logical CPU).
     #[arg(long)]
     cpu_tdp: Option<f64>,
+    /// Serve live metrics for Prometheus at ADDR (PORT or :PORT = 127.0.0.1:PORT, or HOST:PORT)
+    /// under /metrics while CMD runs.
+    #[arg(long, value_name = "ADDR")]
+    prometheus: Option<String>,
     /// Allow running CMD as root when ea2p itself runs as root.
     #[arg(long)]
     allow_root: bool,
@@ -179,19 +219,59 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         ),
         _ => None,
     };
+    // Under srun/mpirun: one profile per rank, and one rank per node reads the node's counters.
+    let env = |k: &str| std::env::var(k).ok();
+    let placement = launcher::detect(env);
+    let hostname = launcher::hostname(&cli.procfs_root, env);
     let output = args
         .output
         .clone()
+        .map(|p| match &placement {
+            Some(pl) => launcher::rank_path(&p, pl.rank, &hostname),
+            None => p,
+        })
         .or_else(|| temp_profile.as_ref().map(|p| p.to_path_buf()));
+    let devices = match &placement {
+        Some(pl) if !pl.measures_node() => Devices {
+            cpu: false,
+            ram: false,
+            gpu: GpuPick::None,
+        },
+        _ => args.devices.clone(),
+    };
+    if let Some(pl) = &placement {
+        eprintln!(
+            "ea2p: {} rank {} of {} on {hostname} (local rank {}): {}",
+            pl.launcher,
+            pl.rank,
+            pl.world_size,
+            pl.local_rank,
+            if pl.measures_node() {
+                "measures this node's counters"
+            } else {
+                "records its own run; local rank 0 measures the node"
+            }
+        );
+    }
     // Discovery happens before the command starts, so that its cost is not billed to the run.
     let monitor = Monitor::start(MonitorOptions {
-        discover: discover_options(cli, args.devices.clone(), args.cpu_tdp),
+        discover: discover_options(cli, devices, args.cpu_tdp),
         interval: args.interval,
         output: output.clone(),
         carbon_intensity: args.carbon_intensity,
         command: args.cmd.join(" "),
-        rank: None,
+        rank: placement.as_ref().map(|p| (p.rank, p.world_size)),
+        hostname: Some(hostname.clone()),
     })?;
+    let exporter = match &args.prometheus {
+        Some(addr) => Some(start_exporter(
+            addr,
+            &monitor,
+            &hostname,
+            placement.as_ref(),
+        )?),
+        None => None,
+    };
     let regions = match RegionFifo::start(monitor.handle()) {
         Ok(r) => Some(r),
         Err(e) => {
@@ -218,6 +298,9 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         std::thread::sleep(CHILD_POLL);
     };
     let region_notes = regions.map(RegionFifo::finish).unwrap_or_default();
+    if let Some(e) = exporter {
+        e.stop();
+    }
     let (summary, profile) = monitor.finish(Some(status));
     for n in region_notes {
         eprintln!("ea2p: {n}");
@@ -253,6 +336,63 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
+fn start_exporter(
+    addr: &str,
+    monitor: &Monitor,
+    hostname: &str,
+    placement: Option<&launcher::Placement>,
+) -> Result<Exporter> {
+    let addr =
+        ea2p::prometheus::parse_addr(addr).map_err(|e| anyhow::anyhow!("--prometheus: {e}"))?;
+    let mut labels = vec![("host".to_string(), hostname.to_string())];
+    if let Some(p) = placement {
+        labels.push(("rank".to_string(), p.rank.to_string()));
+    }
+    let exporter =
+        Exporter::start(addr, monitor.handle(), labels).map_err(|e| anyhow::anyhow!(e))?;
+    eprintln!(
+        "ea2p: Prometheus metrics at http://{}/metrics",
+        exporter.local_addr()
+    );
+    Ok(exporter)
+}
+
+fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
+    let signal = Arc::new(AtomicUsize::new(0));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
+            .context("cannot install the signal handlers")?;
+    }
+    let env = |k: &str| std::env::var(k).ok();
+    let hostname = launcher::hostname(&cli.procfs_root, env);
+    let monitor = Monitor::start(MonitorOptions {
+        discover: discover_options(cli, args.devices.clone(), args.cpu_tdp),
+        interval: args.interval,
+        output: args.output.clone(),
+        command: "(ea2p serve: the whole machine)".into(),
+        hostname: Some(hostname.clone()),
+        ..MonitorOptions::default()
+    })?;
+    for n in monitor.notes() {
+        eprintln!("ea2p: {n}");
+    }
+    let exporter = start_exporter(&args.prometheus, &monitor, &hostname, None)?;
+    while signal.load(Ordering::Relaxed) == 0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    exporter.stop();
+    let (summary, profile) = monitor.finish(None);
+    eprint!("{}", summary.table());
+    if let Some(p) = profile {
+        eprintln!("profile: {} ({} frames)", p.path.display(), p.frames);
+    }
+    if let Some(p) = &args.json {
+        std::fs::write(p, serde_json::to_string_pretty(&summary)? + "\n")
+            .with_context(|| format!("cannot write the summary {}", p.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn stdin_is_terminal() -> bool {
     use std::io::IsTerminal;
     std::io::stdin().is_terminal()
@@ -282,6 +422,13 @@ fn main() -> ExitCode {
     let result = match &cli.cmd {
         Cmd::Run(a) => run(&cli, a),
         Cmd::Sources(a) => sources(&cli, a).map(|()| ExitCode::SUCCESS),
+        Cmd::Serve(a) => serve(&cli, a),
+        Cmd::Merge { files, json } => {
+            ea2p::merge::merge_files(files, json.as_deref()).map(|text| {
+                print!("{text}");
+                ExitCode::SUCCESS
+            })
+        }
         Cmd::Report {
             file,
             json,

@@ -52,6 +52,8 @@ pub struct MonitorOptions {
     pub command: String,
     /// Rank and world size under MPI/Slurm, recorded in the header.
     pub rank: Option<(u32, u32)>,
+    /// The host name for the header (default: the kernel's, from procfs).
+    pub hostname: Option<String>,
 }
 
 impl Default for MonitorOptions {
@@ -63,6 +65,7 @@ impl Default for MonitorOptions {
             carbon_intensity: DEFAULT_CARBON_INTENSITY_G_PER_KWH,
             command: String::new(),
             rank: None,
+            hostname: None,
         }
     }
 }
@@ -435,7 +438,13 @@ impl Monitor {
             rec.put(&Record::Header(Header {
                 magic: format::MAGIC,
                 version: format::VERSION,
-                host: host_info(&options.discover.procfs_root),
+                host: {
+                    let mut h = host_info(&options.discover.procfs_root);
+                    if let Some(name) = &options.hostname {
+                        h.hostname = truncated(name);
+                    }
+                    h
+                },
                 start_unix_ns,
                 monotonic_origin_ns: 0,
                 interval_ns: options.interval,

@@ -209,6 +209,7 @@ impl PyMonitor {
             carbon_intensity: carbon_intensity.unwrap_or(DEFAULT_CARBON_INTENSITY_G_PER_KWH),
             command: std::env::args().collect::<Vec<_>>().join(" "),
             rank: None,
+            hostname: None,
         };
         // Discovery (NVML start-up among it) runs without the GIL: other Python threads go on.
         let monitor = py

@@ -1,0 +1,142 @@
+//! `ea2p serve --prometheus` scraped by a real Prometheus server (Debian's `prometheus`,
+//! installed by .ci/run) on loopback: a PromQL `rate()` over the energy counter must give the
+//! fake tree's power within 5 %.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ea2p_tests::{FakeRapl, ZoneSpec};
+
+const WATTS: f64 = 25.0;
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET `path` on 127.0.0.1:`port`; the body.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_real_prometheus_scrapes_the_power_of_the_fake_tree() {
+    let prometheus = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("the Prometheus server is needed for this test: apt-get install -y prometheus (.ci/run does)");
+    let rapl = FakeRapl::start(vec![ZoneSpec::new("intel-rapl:0", "package-0", WATTS)]);
+    let tmp = tempfile::tempdir().unwrap();
+
+    // The exporter on a free loopback port; it prints the address it bound.
+    let mut serve = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_ea2p"))
+            .env("EA2P_SYSFS_ROOT", rapl.root())
+            .args(["serve", "--devices", "cpu", "--prometheus", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(serve.0.stderr.take().unwrap()).lines();
+    let exporter = loop {
+        let line = lines.next().expect("ea2p serve exited").unwrap();
+        if let Some(rest) = line.split("http://").nth(1) {
+            break rest.trim_end_matches("/metrics").to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let metrics = http_get(
+        exporter.rsplit(':').next().unwrap().parse().unwrap(),
+        "/metrics",
+    )
+    .expect("the exporter answers");
+    assert!(
+        metrics.contains("# TYPE ea2p_energy_joules_total counter"),
+        "{metrics}"
+    );
+
+    let prom_port = free_port();
+    let config = tmp.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: ea2p\n    static_configs:\n      - targets: ['{exporter}']\n"
+        ),
+    )
+    .unwrap();
+    let _prom = KillOnDrop(
+        Command::new(prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                tmp.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    let series = "ea2p_energy_joules_total{component=\"package-0\"}";
+    let ask = |q: &str| -> Option<(f64, String)> {
+        let body = http_get(
+            prom_port,
+            &format!("/api/v1/query?query={}", percent_encode(q)),
+        )?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let x = v["data"]["result"][0]["value"][1]
+            .as_str()?
+            .parse::<f64>()
+            .ok()?;
+        Some((x, body))
+    };
+    let started = Instant::now();
+    // Wait until the 5 s window is full of scrapes (Prometheus takes a few seconds to start).
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "Prometheus did not scrape the exporter 5 times within 60 s"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        if ask(&format!("count_over_time({series}[5s])")).is_some_and(|(n, _)| n >= 5.0) {
+            break;
+        }
+    }
+    let (watts, last) = ask(&format!("rate({series}[5s])")).expect("a rate");
+    assert!(
+        (watts - WATTS).abs() < 0.05 * WATTS,
+        "Prometheus says {watts} W, the tree draws {WATTS} W ({last})"
+    );
+    rapl.stop();
+}
