@@ -322,12 +322,20 @@ fn scenario(k: &Knobs) -> Scenario {
     parse_str(&t, "faults-prop.toml", None).unwrap_or_else(|e| panic!("{e}\n{t}"))
 }
 
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128)
+}
+
 fn policy() -> impl Strategy<Value = PolicyKind> {
     (0usize..8).prop_map(|i| PolicyKind::ALL[i])
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    // 128 cases; PROPTEST_CASES=N runs N (RELIABILITY.md gives the longer runs).
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     /// After every event (with `check_invariants`): no job holds a failed GPU; the free pool
     /// holds only in-service, unheld GPUs; per type, free + held + out of service = GPUs (none
