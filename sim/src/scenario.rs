@@ -154,6 +154,9 @@ pub struct Scenario {
     pub params: PolicyParams,
     /// Interval of periodic scheduling rounds.
     pub round_interval: Nanos,
+    /// Least time between two rounds asked for by arrivals and completions (0: a round at every
+    /// such event). Large clusters schedule in batches, as real schedulers do.
+    pub min_round_gap: Nanos,
     /// Compute time between checkpoints.
     pub checkpoint_interval: Nanos,
     /// Time a checkpoint takes (GPUs allocated-idle).
@@ -321,6 +324,7 @@ struct RawSize {
 struct RawPolicy {
     age_factor: Option<Spanned<f64>>,
     round_interval_s: Option<Spanned<f64>>,
+    min_round_gap_s: Option<Spanned<f64>>,
     power_cap_w: Option<Spanned<f64>>,
     checkpoint_interval_s: Option<Spanned<f64>>,
     checkpoint_s: Option<Spanned<f64>>,
@@ -845,6 +849,12 @@ fn resolve(
         bw.map(|b| b.round_interval),
         true,
     )?;
+    let min_round_gap = secs_or(
+        &p.min_round_gap_s,
+        "policy.min_round_gap_s",
+        Some(bw.map_or(0, |b| b.min_round_gap)),
+        false,
+    )?;
     let checkpoint_interval = secs_or(
         &p.checkpoint_interval_s,
         "policy.checkpoint_interval_s",
@@ -970,6 +980,7 @@ fn resolve(
         deadline_factor,
         params,
         round_interval,
+        min_round_gap,
         checkpoint_interval,
         checkpoint_time,
         restart_time,

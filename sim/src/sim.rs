@@ -50,6 +50,9 @@ pub struct RunOptions {
     pub check_invariants: bool,
     /// Record every change of cluster power as `(time, mW)`.
     pub record_power: bool,
+    /// Give every policy the views of running jobs too, even those that never read them (see
+    /// `PolicyKind::reads_running_jobs`): tests check that the results are the same.
+    pub all_views: bool,
 }
 
 /// What a run gives.
@@ -179,6 +182,10 @@ struct Sim<'a> {
     // Reused buffers of a round.
     views: Vec<JobView>,
     view_job: Vec<u32>,
+    /// Per user, GPU-seconds and joules up to the round being built (once per round, not per job).
+    user_now: Vec<(f64, f64)>,
+    /// When the last round ran (rounds asked for by events wait `min_round_gap` after it).
+    last_round: Option<Nanos>,
     scratch: Vec<u32>,
     decisions: Vec<Decision>,
     free: Vec<u32>,
@@ -254,6 +261,8 @@ pub fn run_with(
         completions: vec![0; jobs.len()],
         views: Vec::new(),
         view_job: Vec::new(),
+        user_now: Vec::new(),
+        last_round: None,
         scratch: Vec::new(),
         decisions: Vec::new(),
         free: Vec::new(),
@@ -385,8 +394,8 @@ impl Sim<'_> {
                 EventKind::Round => {
                     if self.round_at == Some(now) {
                         self.round_at = None;
+                        self.round(now)?;
                     }
-                    self.round(now)?;
                 }
                 EventKind::Tick => {
                     self.round(now)?;
@@ -435,10 +444,16 @@ impl Sim<'_> {
         }
     }
 
+    /// Asks for a round at `now`, or, with a minimum gap between rounds, at the first instant the
+    /// gap allows (one round then serves every event in between).
     fn request_round(&mut self, now: Nanos) {
-        if self.round_at != Some(now) {
-            self.round_at = Some(now);
-            self.queue.push(now, EventKind::Round);
+        let at = match self.last_round {
+            Some(last) if self.sc.min_round_gap > 0 => now.max(last + self.sc.min_round_gap),
+            _ => now,
+        };
+        if self.round_at.is_none_or(|r| r < now) {
+            self.round_at = Some(at);
+            self.queue.push(at, EventKind::Round);
         }
     }
 
@@ -814,6 +829,7 @@ impl Sim<'_> {
     // --- rounds ------------------------------------------------------------------------------
 
     fn round(&mut self, now: Nanos) -> Result<(), SimError> {
+        self.last_round = Some(now);
         // A full decision buffer means "apply these and ask again"; a few passes always suffice
         // because each pass starts at least one job or changes nothing.
         for _ in 0..8 {
@@ -874,7 +890,21 @@ impl Sim<'_> {
     fn build_views(&mut self, now: Nanos) {
         self.views.clear();
         self.view_job.clear();
-        for li in 0..2 {
+        // Each user's consumption up to now, once per round (u128 -> f64 is not free).
+        self.user_now.clear();
+        self.user_now.extend(self.users.iter().map(|u| {
+            let dt = (now - u.since) as u128;
+            (
+                (u.gpu_ns + u.gpus as u128 * dt) as f64 / NANOS_PER_SEC as f64,
+                pj_to_j(u.energy_pj + u.power_mw as u128 * dt),
+            )
+        }));
+        let lists = if self.kind.reads_running_jobs() || self.opts.all_views {
+            2
+        } else {
+            1
+        };
+        for li in 0..lists {
             let list = if li == 0 {
                 &self.pending
             } else {
@@ -887,8 +917,7 @@ impl Sim<'_> {
                 if s.status == Status::Running && s.phase == Phase::Computing {
                     done = (done + s.rate * secs(now - s.phase_since)).min(spec.work);
                 }
-                let u = &self.users[spec.user as usize];
-                let dt = (now - u.since) as u128;
+                let (user_gpu_s, user_energy_j) = self.user_now[spec.user as usize];
                 self.views.push(JobView {
                     id: spec.id,
                     model: spec.model,
@@ -905,8 +934,8 @@ impl Sim<'_> {
                         None
                     },
                     work_at_risk: (done - s.work_at_ckpt).max(0.0),
-                    user_gpu_s: (u.gpu_ns + u.gpus as u128 * dt) as f64 / NANOS_PER_SEC as f64,
-                    user_energy_j: pj_to_j(u.energy_pj + u.power_mw as u128 * dt),
+                    user_gpu_s,
+                    user_energy_j,
                 });
                 self.view_job.push(j);
             }

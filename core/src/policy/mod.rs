@@ -85,6 +85,18 @@ impl PolicyKind {
         matches!(self, PolicyKind::AuraChronos | PolicyKind::Charon)
     }
 
+    /// Whether the policy reads the views of running jobs. FIFO, Themis, Chronos and Hades only
+    /// order and start pending jobs, so a caller may give them the pending jobs alone: the same
+    /// decisions (indices into that shorter slice) for a round that costs O(pending) instead of
+    /// O(jobs in the system). Pollux and Zeus grow running jobs, AuraChronos preempts them and
+    /// Charon re-limits them.
+    pub const fn reads_running_jobs(self) -> bool {
+        !matches!(
+            self,
+            PolicyKind::Fifo | PolicyKind::Themis | PolicyKind::Chronos | PolicyKind::Hades
+        )
+    }
+
     /// Parses a name (case-insensitive); `None` for an unknown one.
     pub fn from_name(s: &str) -> Option<Self> {
         Self::ALL
