@@ -50,6 +50,7 @@ limit_fractions = [1.0, 1.0, 1.0, 1.0]
         RunOptions {
             check_invariants: true,
             record_power: true,
+            ..Default::default()
         },
     )
     .unwrap();

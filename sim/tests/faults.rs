@@ -15,6 +15,7 @@ fn checked() -> RunOptions {
     RunOptions {
         check_invariants: true,
         record_power: true,
+        ..Default::default()
     }
 }
 

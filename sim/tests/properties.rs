@@ -130,11 +130,30 @@ proptest! {
         prop_assert_eq!(serde_json::to_string(&ra).unwrap(), serde_json::to_string(&rb).unwrap());
     }
 
+    /// Start-only policies get pending views only (a speed-up); giving them every running job's
+    /// view too must not change a byte of the results, with or without batched rounds.
+    #[test]
+    fn start_only_policies_ignore_running_views(
+        k in knobs(),
+        i in 0usize..4,
+        gap_s in prop_oneof![Just(0u64), 1u64..120],
+    ) {
+        let p = [PolicyKind::Fifo, PolicyKind::Themis, PolicyKind::Chronos, PolicyKind::Hades][i];
+        prop_assert!(!p.reads_running_jobs());
+        let mut sc = scenario(&k);
+        sc.min_round_gap = gap_s * 1_000_000_000;
+        let jobs = generate(&sc, 0);
+        let fast = run_with(&sc, p, &jobs, 0, RunOptions::default()).unwrap().result;
+        let all = RunOptions { all_views: true, ..Default::default() };
+        let full = run_with(&sc, p, &jobs, 0, all).unwrap().result;
+        prop_assert_eq!(serde_json::to_string(&fast).unwrap(), serde_json::to_string(&full).unwrap());
+    }
+
     #[test]
     fn invariants_hold_on_random_scenarios(k in knobs(), p in policy()) {
         let sc = scenario(&k);
         let jobs = generate(&sc, 0);
-        let opts = RunOptions { check_invariants: true, record_power: true };
+        let opts = RunOptions { check_invariants: true, record_power: true, ..Default::default() };
         // check_invariants: no GPU held twice, every held GPU belongs to its job's list, a job
         // completes at most once, Charon never over the cap (any interval of positive length).
         let out = run_with(&sc, p, &jobs, 0, opts).unwrap_or_else(|e| panic!("{e}"));
@@ -167,7 +186,7 @@ proptest! {
         k.rate *= 2.0; // busy clusters test the cap
         let sc = scenario(&k);
         let jobs = generate(&sc, 1);
-        let opts = RunOptions { check_invariants: true, record_power: true };
+        let opts = RunOptions { check_invariants: true, record_power: true, ..Default::default() };
         let out = run_with(&sc, PolicyKind::Charon, &jobs, 1, opts).unwrap_or_else(|e| panic!("{e}"));
         prop_assert_eq!(out.max_over_cap_mw, 0);
         // And directly on the trace: every power level that lasts is under the cap in force.
