@@ -23,6 +23,7 @@ pub mod catalogue;
 pub mod cluster;
 pub mod engine;
 pub mod faults;
+pub mod public_trace;
 pub mod report;
 pub mod results;
 pub mod scenario;
@@ -32,9 +33,10 @@ pub mod workload;
 use ea2p_core::policy::PolicyKind;
 use rayon::prelude::*;
 
+use crate::public_trace::SharedTally;
 use crate::results::{Comparison, PolicySummary, RunResult};
-use crate::scenario::Scenario;
-use crate::sim::SimError;
+use crate::scenario::{Arrivals, Scenario};
+use crate::sim::{RunOptions, SimError};
 
 /// Runs every policy of `policies` on every seed of the scenario, in parallel; `tick` is called
 /// once per finished run (for a progress bar). Results come back as `[policy][seed]`, in the
@@ -44,16 +46,45 @@ pub fn compare_runs(
     policies: &[PolicyKind],
     tick: &(dyn Fn() + Sync),
 ) -> Result<Vec<Vec<RunResult>>, SimError> {
+    compare_runs_traced(sc, policies, tick, &SharedTally::default())
+}
+
+/// [`compare_runs`]; with a public trace as arrivals, each run streams the file itself and the
+/// first run's tally of what was left out lands in `tally` (every run reads the same rows).
+pub fn compare_runs_traced(
+    sc: &Scenario,
+    policies: &[PolicyKind],
+    tick: &(dyn Fn() + Sync),
+    tally: &SharedTally,
+) -> Result<Vec<Vec<RunResult>>, SimError> {
     let seeds = sc.seeds as usize;
-    let workloads: Vec<_> = (0..sc.seeds)
-        .into_par_iter()
-        .map(|i| workload::generate(sc, i))
-        .collect();
+    let streamed = matches!(sc.arrivals, Arrivals::Public(_));
+    // Generated workloads are shared by the policies of a seed; a trace is streamed per run.
+    let workloads: Vec<_> = if streamed {
+        Vec::new()
+    } else {
+        (0..sc.seeds)
+            .into_par_iter()
+            .map(|i| workload::generate(sc, i))
+            .collect()
+    };
     let flat: Vec<Result<RunResult, SimError>> = (0..policies.len() * seeds)
         .into_par_iter()
         .map(|idx| {
             let (p, s) = (idx / seeds, idx % seeds);
-            let r = sim::run(sc, policies[p], &workloads[s], s as u32);
+            let r = if streamed {
+                let t = if idx == 0 {
+                    tally.clone()
+                } else {
+                    SharedTally::default()
+                };
+                workload::source(sc, s as u32, t).and_then(|src| {
+                    sim::run_source(sc, policies[p], src, s as u32, RunOptions::default())
+                        .map(|o| o.result)
+                })
+            } else {
+                sim::run(sc, policies[p], &workloads[s], s as u32)
+            };
             tick();
             r
         })
@@ -71,7 +102,17 @@ pub fn compare(
     policies: &[PolicyKind],
     tick: &(dyn Fn() + Sync),
 ) -> Result<(Comparison, Vec<Vec<RunResult>>), SimError> {
-    let runs = compare_runs(sc, policies, tick)?;
+    compare_traced(sc, policies, tick, &SharedTally::default())
+}
+
+/// [`compare`], with the trace tally of [`compare_runs_traced`].
+pub fn compare_traced(
+    sc: &Scenario,
+    policies: &[PolicyKind],
+    tick: &(dyn Fn() + Sync),
+    tally: &SharedTally,
+) -> Result<(Comparison, Vec<Vec<RunResult>>), SimError> {
+    let runs = compare_runs_traced(sc, policies, tick, tally)?;
     let summaries = policies
         .iter()
         .zip(&runs)

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ea2p_core::policy::PolicyKind;
+use eas_sim::public_trace::SharedTally;
 use eas_sim::scenario::Scenario;
 use eas_sim::{report, sim, workload};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -97,6 +98,44 @@ struct CompareArgs {
     quiet: bool,
     #[command(flatten)]
     faults: FaultFlags,
+    #[command(flatten)]
+    trace: TraceFlags,
+}
+
+/// Window and pace of a public trace, over the scenario's `[arrivals]`.
+#[derive(Args, Debug, Default)]
+struct TraceFlags {
+    /// Public trace: keep jobs submitted from this time on, seconds since the trace's first
+    /// submit (sets `[arrivals] from_s`; the window's start becomes time 0).
+    #[arg(long, value_name = "SECONDS")]
+    from: Option<f64>,
+    /// Public trace: keep jobs submitted before this time, seconds since the trace's first submit
+    /// (sets `[arrivals] to_s`).
+    #[arg(long, value_name = "SECONDS")]
+    to: Option<f64>,
+    /// Public trace: arrivals come this many times faster (run times are unchanged; sets
+    /// `[arrivals] speedup`).
+    #[arg(long, value_name = "FACTOR")]
+    speedup: Option<f64>,
+}
+
+impl TraceFlags {
+    fn apply(&self, sc: &mut Scenario) -> Result<()> {
+        if self.from.is_none() && self.to.is_none() && self.speedup.is_none() {
+            return Ok(());
+        }
+        let eas_sim::scenario::Arrivals::Public(p) = &mut sc.arrivals else {
+            bail!("--from, --to and --speedup apply to a public trace: the scenario needs [arrivals] trace = \"FILE\" with format = \"helios\", \"philly\" or \"alibaba\"");
+        };
+        let w = p.window;
+        p.window = eas_traces::Window::new(
+            self.from.unwrap_or(w.from_s),
+            self.to.unwrap_or(w.to_s),
+            self.speedup.unwrap_or(w.speedup),
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+        Ok(())
+    }
 }
 
 /// Fault injection from the command line, over the scenario's `[faults]`.
@@ -156,6 +195,8 @@ struct RunArgs {
     plot_power: Option<PathBuf>,
     #[command(flatten)]
     faults: FaultFlags,
+    #[command(flatten)]
+    trace: TraceFlags,
 }
 
 fn load(path: &Option<PathBuf>, hours: Option<f64>, seeds: Option<u32>) -> Result<Scenario> {
@@ -188,6 +229,7 @@ fn parse_policy(s: &str) -> Result<PolicyKind> {
 fn compare(a: CompareArgs) -> Result<()> {
     let mut sc = load(&a.scenario, a.hours, a.seeds)?;
     a.faults.apply(&mut sc)?;
+    a.trace.apply(&mut sc)?;
     let policies = match &a.policies {
         Some(list) => list
             .iter()
@@ -208,15 +250,17 @@ fn compare(a: CompareArgs) -> Result<()> {
     };
     let tick = || bar.inc(1);
     let t0 = std::time::Instant::now();
+    let tally = SharedTally::default();
     let (cmp, runs) = match a.threads {
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))
             .build()
             .context("building the thread pool")?
-            .install(|| eas_sim::compare(&sc, &policies, &tick))?,
-        None => eas_sim::compare(&sc, &policies, &tick)?,
+            .install(|| eas_sim::compare_traced(&sc, &policies, &tick, &tally))?,
+        None => eas_sim::compare_traced(&sc, &policies, &tick, &tally)?,
     };
     bar.finish_and_clear();
+    print_tally(&sc, &tally);
     let elapsed = t0.elapsed();
     print!("{}", report::table(&sc, &cmp));
     let events: u64 = runs.iter().flatten().map(|r| r.events).sum();
@@ -251,12 +295,15 @@ fn run(a: RunArgs) -> Result<()> {
     let policy = parse_policy(&a.policy)?;
     let mut sc = load(&a.scenario, a.hours, None)?;
     a.faults.apply(&mut sc)?;
-    let jobs = workload::generate(&sc, a.run);
+    a.trace.apply(&mut sc)?;
     let opts = sim::RunOptions {
         record_power: a.plot_power.is_some(),
         ..Default::default()
     };
-    let out = sim::run_with(&sc, policy, &jobs, a.run, opts)?;
+    let tally = SharedTally::default();
+    let source = workload::source(&sc, a.run, tally.clone())?;
+    let out = sim::run_source(&sc, policy, source, a.run, opts)?;
+    print_tally(&sc, &tally);
     let r = out.result;
     print!("{}", report::run_text(&r));
     if let Some(p) = &a.plot_power {
@@ -301,13 +348,22 @@ fn real_main() -> Result<()> {
     }
 }
 
+/// Says on stderr what a public trace gave and what was left out (never silently).
+fn print_tally(sc: &Scenario, tally: &SharedTally) {
+    if let eas_sim::scenario::Arrivals::Public(p) = &sc.arrivals {
+        if let Ok(t) = tally.lock() {
+            eprintln!("trace {} ({:?}): {t}", p.path.display(), p.format);
+        }
+    }
+}
+
 fn gen_trace(a: GenTraceArgs) -> Result<()> {
     use eas_sim::scenario::Arrivals;
     use std::io::Write;
     let mut sc = load(&a.scenario, None, None)?;
     let rate = match sc.arrivals {
         Arrivals::Poisson(r) => r,
-        Arrivals::Trace(_) => bail!("gen-trace: the scenario must have Poisson arrivals"),
+        _ => bail!("gen-trace: the scenario must have Poisson arrivals"),
     };
     if a.jobs == 0 {
         bail!("--jobs: expected at least 1 job");

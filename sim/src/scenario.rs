@@ -75,8 +75,26 @@ pub enum SizeUnit {
 pub enum Arrivals {
     /// Poisson arrivals at this rate (jobs per second), generated from the seed.
     Poisson(f64),
-    /// Jobs read from a CSV trace.
+    /// Jobs read from a trace in the simulator's own CSV format (loaded whole, sorted).
     Trace(Vec<TraceJob>),
+    /// A public cluster trace (Helios, Philly, Alibaba PAI), streamed row by row at each run.
+    Public(PublicTrace),
+}
+
+/// A public trace as an arrival source:
+/// `arrivals = { trace = "cluster_log.csv", format = "helios", from_s, to_s, speedup, failed, skip_bad }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublicTrace {
+    /// The file (relative paths are taken from the scenario file's folder).
+    pub path: PathBuf,
+    /// Its format.
+    pub format: eas_traces::Format,
+    /// Window and rescaling of the trace clock (seconds since the first job's submit).
+    pub window: eas_traces::Window,
+    /// Whether failed and killed jobs are kept (with the run time they had) or dropped.
+    pub failed: eas_traces::FailurePolicy,
+    /// Skip rows that do not parse (counted and reported) instead of stopping at the first.
+    pub skip_bad: bool,
 }
 
 /// One job of a trace file (columns `arrival_s,model,user,gpus,gpu_type,duration_s,deadline_s`;
@@ -278,6 +296,12 @@ fn one() -> u32 {
 struct RawArrivals {
     poisson_rate_per_s: Option<Spanned<f64>>,
     trace: Option<Spanned<String>>,
+    format: Option<Spanned<String>>,
+    from_s: Option<Spanned<f64>>,
+    to_s: Option<Spanned<f64>>,
+    speedup: Option<Spanned<f64>>,
+    failed: Option<Spanned<String>>,
+    skip_bad: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -782,10 +806,22 @@ fn resolve(
         Some(RawArrivals {
             poisson_rate_per_s: Some(r),
             trace: None,
+            format: None,
+            from_s: None,
+            to_s: None,
+            speedup: None,
+            failed: None,
+            skip_bad: None,
         }) => Arrivals::Poisson(ctx.positive(&r, "poisson_rate_per_s")?),
         Some(RawArrivals {
             poisson_rate_per_s: None,
             trace: Some(t),
+            format: None,
+            from_s: None,
+            to_s: None,
+            speedup: None,
+            failed: None,
+            skip_bad: None,
         }) => {
             let path: PathBuf = match dir {
                 Some(d) => d.join(t.get_ref()),
@@ -793,6 +829,73 @@ fn resolve(
             };
             Arrivals::Trace(read_trace(&path).map_err(|e| ctx.at(t.span(), e))?)
         }
+        Some(RawArrivals {
+            poisson_rate_per_s: None,
+            trace: Some(t),
+            format: Some(fmt),
+            from_s,
+            to_s,
+            speedup,
+            failed,
+            skip_bad,
+        }) => {
+            let path: PathBuf = match dir {
+                Some(d) => d.join(t.get_ref()),
+                None => PathBuf::from(t.get_ref()),
+            };
+            let format = fmt.get_ref().parse().map_err(|e: String| {
+                ctx.at(fmt.span(), format!("arrivals.format: {e} (leave format out for the simulator's own CSV)"))
+            })?;
+            if !path.is_file() {
+                return Err(ctx.at(
+                    t.span(),
+                    format!("arrivals.trace: no such file {}", path.display()),
+                ));
+            }
+            let speed = match &speedup {
+                Some(v) => ctx.positive(v, "arrivals.speedup")?,
+                None => 1.0,
+            };
+            let lo = from_s.as_ref().map_or(f64::NEG_INFINITY, |v| *v.get_ref());
+            let hi = to_s.as_ref().map_or(f64::INFINITY, |v| *v.get_ref());
+            let span = to_s.as_ref().or(from_s.as_ref()).map_or(t.span(), |v| v.span());
+            let window = eas_traces::Window::new(lo, hi, speed).map_err(|_| {
+                ctx.at(
+                    span,
+                    format!("arrivals: expected from_s < to_s, found from_s = {lo}, to_s = {hi}"),
+                )
+            })?;
+            let failed = match failed.as_ref().map(|f| (f.get_ref().as_str(), f.span())) {
+                None | Some(("keep", _)) => eas_traces::FailurePolicy::KeepWithDuration,
+                Some(("drop", _)) => eas_traces::FailurePolicy::Drop,
+                Some((other, span)) => {
+                    return Err(ctx.at(
+                        span,
+                        format!("arrivals.failed: expected \"keep\" or \"drop\", found {other:?}"),
+                    ))
+                }
+            };
+            Arrivals::Public(PublicTrace {
+                path,
+                format,
+                window,
+                failed,
+                skip_bad: skip_bad.unwrap_or(false),
+            })
+        }
+        Some(RawArrivals {
+            poisson_rate_per_s: Some(_),
+            ..
+        }) => return Err(ctx.whole(
+            "[arrivals]: poisson_rate_per_s takes no other key (format, from_s, to_s, speedup, failed and skip_bad go with trace = \"FILE\")",
+        )),
+        Some(RawArrivals {
+            trace: Some(_),
+            format: None,
+            ..
+        }) => return Err(ctx.whole(
+            "[arrivals]: from_s, to_s, speedup, failed and skip_bad need a public trace format: add format = \"helios\", \"philly\" or \"alibaba\"",
+        )),
         Some(_) => return Err(ctx.whole(
             "[arrivals]: expected exactly one of poisson_rate_per_s = RATE or trace = \"FILE.csv\"",
         )),

@@ -9,7 +9,7 @@ use crate::engine::{EventKind, EventQueue};
 use crate::faults::{self, FaultEvent, FaultKind};
 use crate::results::{self, RunResult};
 use crate::scenario::Scenario;
-use crate::workload::JobSpec;
+use crate::workload::{JobSource, JobSpec};
 
 /// Why a run stopped early: a policy made an impossible decision, or (with checks on) an
 /// invariant broke. Either is a bug in a policy or in the simulator.
@@ -33,6 +33,9 @@ pub enum SimError {
         /// The core's error.
         detail: String,
     },
+    /// The run's trace could not be read (file, row, column and what was expected).
+    #[error("trace: {0}")]
+    Trace(String),
     /// An invariant checked after an event broke.
     #[error("invariant broken at t={time_s:.3} s: {detail}")]
     Invariant {
@@ -88,7 +91,6 @@ pub struct RunOutput {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
-    NotArrived,
     Pending,
     Running,
     Done,
@@ -123,6 +125,32 @@ struct JobState {
     /// When the job's state was last saved (start, checkpoint, resize): a fault loses the
     /// GPU-time since.
     saved_at: Nanos,
+}
+
+impl JobState {
+    /// A job that has just arrived: pending, nothing done.
+    fn arrived() -> Self {
+        JobState {
+            status: Status::Pending,
+            phase: Phase::Computing,
+            cfg: None,
+            gpus: Vec::new(),
+            work_done: 0.0,
+            rate: 0.0,
+            phase_since: 0,
+            gen: 0,
+            work_at_ckpt: 0.0,
+            energy_pj: 0,
+            energy_at_ckpt: 0,
+            power_mw: 0,
+            energy_since: 0,
+            needs_restart: false,
+            completed_at: None,
+            first_start: None,
+            list_pos: 0,
+            saved_at: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -165,14 +193,17 @@ struct Sim<'a> {
     kind: PolicyKind,
     specs: Vec<ea2p_core::jobmodel::GpuSpec>,
     profiles: Vec<ModelProfile>,
-    jobs: &'a [JobSpec],
+    /// Jobs that have arrived (index = job), pulled from `source` one at a time.
+    jobs: Vec<JobSpec>,
+    source: JobSource<'a>,
+    /// The next job to arrive, already pulled from `source`.
+    next_job: Option<JobSpec>,
     st: Vec<JobState>,
     users: Vec<UserAcc>,
     queue: EventQueue,
     cluster: Cluster,
     pending: Vec<u32>,
     running: Vec<u32>,
-    next_arrival: usize,
     round_at: Option<Nanos>,
     cap_w: Option<f64>,
     counters: Counters,
@@ -211,54 +242,45 @@ pub fn run_with(
     run_index: u32,
     opts: RunOptions,
 ) -> Result<RunOutput, SimError> {
+    run_source(
+        sc,
+        kind,
+        Box::new(jobs.iter().cloned().map(Ok)),
+        run_index,
+        opts,
+    )
+}
+
+/// [`run_with`] on jobs pulled one at a time from `source` (from [`crate::workload::source`]),
+/// in arrival order: a streamed trace is never held whole.
+pub fn run_source(
+    sc: &Scenario,
+    kind: PolicyKind,
+    source: JobSource<'_>,
+    run_index: u32,
+    opts: RunOptions,
+) -> Result<RunOutput, SimError> {
     let specs = sc.specs();
-    let users = jobs
-        .iter()
-        .map(|j| j.user + 1)
-        .max()
-        .unwrap_or(0)
-        .max(sc.users) as usize;
     let mut sim = Sim {
         sc,
         kind,
         profiles: sc.profiles(),
         cluster: Cluster::new(&specs, &sc.gpu_counts),
         specs,
-        jobs,
-        st: jobs
-            .iter()
-            .map(|_| JobState {
-                status: Status::NotArrived,
-                phase: Phase::Computing,
-                cfg: None,
-                gpus: Vec::new(),
-                work_done: 0.0,
-                rate: 0.0,
-                phase_since: 0,
-                gen: 0,
-                work_at_ckpt: 0.0,
-                energy_pj: 0,
-                energy_at_ckpt: 0,
-                power_mw: 0,
-                energy_since: 0,
-                needs_restart: false,
-                completed_at: None,
-                first_start: None,
-                list_pos: 0,
-                saved_at: 0,
-            })
-            .collect(),
-        users: vec![UserAcc::default(); users],
+        jobs: Vec::new(),
+        source,
+        next_job: None,
+        st: Vec::new(),
+        users: vec![UserAcc::default(); sc.users as usize],
         queue: EventQueue::new(),
         pending: Vec::new(),
         running: Vec::new(),
-        next_arrival: 0,
         round_at: None,
         cap_w: sc.power_cap_w,
         counters: Counters::default(),
         opts,
         power_trace: Vec::new(),
-        completions: vec![0; jobs.len()],
+        completions: Vec::new(),
         views: Vec::new(),
         view_job: Vec::new(),
         user_now: Vec::new(),
@@ -282,7 +304,7 @@ pub fn run_with(
         sc,
         kind,
         run_index,
-        jobs,
+        &sim.jobs,
         &sim.completed_times(),
         &sim.cluster,
         &sim.counters,
@@ -328,8 +350,9 @@ impl Sim<'_> {
         let horizon = self.sc.horizon();
         self.cluster.set_cap(0, self.cap_w);
         self.record_power(0);
-        if !self.jobs.is_empty() {
-            self.queue.push(self.jobs[0].arrival, EventKind::Arrival);
+        self.next_job = self.source.next().transpose()?;
+        if let Some(first) = &self.next_job {
+            self.queue.push(first.arrival, EventKind::Arrival);
         }
         self.queue.push(0, EventKind::Tick);
         for (i, c) in self.sc.cap_changes.iter().enumerate() {
@@ -360,11 +383,18 @@ impl Sim<'_> {
             self.counters.events += 1;
             match ev.kind {
                 EventKind::Arrival => {
-                    let j = self.next_arrival;
-                    self.next_arrival += 1;
-                    self.st[j].status = Status::Pending;
+                    let spec = self.next_job.take().expect("an arrival event has its job");
+                    let j = self.jobs.len();
+                    if spec.user as usize >= self.users.len() {
+                        self.users
+                            .resize(spec.user as usize + 1, UserAcc::default());
+                    }
+                    self.jobs.push(spec);
+                    self.st.push(JobState::arrived());
+                    self.completions.push(0);
                     self.push_list(j as u32, true);
-                    if let Some(next) = self.jobs.get(self.next_arrival) {
+                    self.next_job = self.source.next().transpose()?;
+                    if let Some(next) = &self.next_job {
                         self.queue.push(next.arrival.max(now), EventKind::Arrival);
                     }
                     self.request_round(now);

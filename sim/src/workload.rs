@@ -8,7 +8,9 @@ use ea2p_core::units::{nanos_from_secs, Nanos};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
+use crate::public_trace::{PublicJobs, SharedTally};
 use crate::scenario::{Arrivals, Scenario, SizeDist, SizeUnit};
+use crate::sim::SimError;
 
 /// One job as it arrives.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,7 +75,7 @@ fn sample_size(rng: &mut Pcg64, d: SizeDist) -> f64 {
 }
 
 /// Goodput of a request on a GPU type, if the model runs there.
-fn request_goodput(
+pub(crate) fn request_goodput(
     model: &ModelProfile,
     specs: &[GpuSpec],
     ty: usize,
@@ -89,7 +91,7 @@ fn request_goodput(
 }
 
 /// Best goodput of a request over the types that have enough GPUs (its own type if rigid).
-fn best_goodput(
+pub(crate) fn best_goodput(
     sc: &Scenario,
     specs: &[GpuSpec],
     model: &ModelProfile,
@@ -101,7 +103,7 @@ fn best_goodput(
         .reduce(f64::max)
 }
 
-fn make_request(model: &ModelProfile, k: u32, gpu_type: Option<u8>) -> Request {
+pub(crate) fn make_request(model: &ModelProfile, k: u32, gpu_type: Option<u8>) -> Request {
     let per_gpu_max = model
         .perf
         .iter()
@@ -120,15 +122,38 @@ fn make_request(model: &ModelProfile, k: u32, gpu_type: Option<u8>) -> Request {
 }
 
 /// Largest GPU count any type offers.
-fn max_count(sc: &Scenario) -> u32 {
+pub(crate) fn max_count(sc: &Scenario) -> u32 {
     sc.gpu_counts.iter().copied().max().unwrap_or(1)
 }
 
+/// The jobs of one run, in arrival order, as the simulator pulls them (one at a time).
+pub type JobSource<'a> = Box<dyn Iterator<Item = Result<JobSpec, SimError>> + 'a>;
+
+/// The jobs of run `run` as a stream: a public trace is read row by row (its tally of what was
+/// left out goes to `tally`); Poisson arrivals and the simulator's own CSV are drawn in full
+/// first (their size is bounded by the scenario).
+pub fn source<'a>(
+    sc: &'a Scenario,
+    run: u32,
+    tally: SharedTally,
+) -> Result<JobSource<'a>, SimError> {
+    Ok(match &sc.arrivals {
+        Arrivals::Public(p) => Box::new(PublicJobs::open(sc, p, run, tally)?),
+        _ => Box::new(generate(sc, run).into_iter().map(Ok)),
+    })
+}
+
 /// The jobs of run `run` (0-based) that arrive before the horizon, in arrival order.
+///
+/// # Panics
+/// On a public trace that cannot be read: use [`source`], which returns the error.
 pub fn generate(sc: &Scenario, run: u32) -> Vec<JobSpec> {
     let specs = sc.specs();
     let horizon = sc.horizon();
     match &sc.arrivals {
+        Arrivals::Public(_) => source(sc, run, SharedTally::default())
+            .and_then(|s| s.collect())
+            .unwrap_or_else(|e| panic!("{e}")),
         Arrivals::Poisson(rate) => poisson(sc, &specs, *rate, horizon, run),
         Arrivals::Trace(trace) => {
             let mut out = Vec::with_capacity(trace.len());
