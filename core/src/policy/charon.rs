@@ -13,7 +13,7 @@
 
 use super::{
     age_s, by_key, fair_share, in_order, sort_by_key, split, ClusterView, Decision, Decisions,
-    JobView, ModelTable, Objective, PolicyParams, Probe,
+    JobView, ModelTable, Objective, PolicyParams, Probe, MAX_MODELS,
 };
 use crate::jobmodel::evaluate;
 
@@ -120,6 +120,9 @@ pub fn schedule(
         table.est_remaining_s(j) - params.age_factor * age_s(now, j)
     });
     let share = fair_share(&free, p);
+    // Per model, the least power a malleable job can add: under a tight budget most of a long
+    // queue cannot start, and this bound skips their searches (same decisions, no search).
+    let mut least_added: [Option<Option<f64>>; MAX_MODELS] = [None; MAX_MODELS];
     in_order(order, cmp, |i| {
         if free.iter().all(|&f| f == 0) {
             return false;
@@ -130,6 +133,14 @@ pub fn schedule(
             return false;
         }
         let probe = Probe::for_job(cluster, params, job);
+        if !job.rigid {
+            if let Some(slot) = least_added.get_mut(job.model as usize) {
+                let least = *slot.get_or_insert_with(|| probe.min_added_power_w());
+                if least.is_none_or(|l| l > budget) {
+                    return true; // no configuration of this model fits the budget
+                }
+            }
+        }
         let kmax = if job.rigid {
             job.request.gpus
         } else {

@@ -501,7 +501,7 @@ impl Probe<'_, '_> {
     ) -> Option<(Config, Perf)> {
         let specs = self.cluster.gpu_specs;
         let mut best: Option<(Config, Perf, f64)> = None;
-        let mut consider = |cfg: Config, obj: Objective| {
+        self.each_config(free, kmax, objective, limits, |cfg| {
             let ty = cfg.gpu_type as usize;
             if free[ty] < cfg.gpus {
                 return;
@@ -510,19 +510,54 @@ impl Probe<'_, '_> {
                 return;
             };
             if let Some(b) = budget_w {
-                let added = cfg.gpus as f64 * (p.power_per_gpu_w - specs[ty].idle_w);
-                if added > b {
+                if added_power_w(&cfg, &p, specs) > b {
                     return;
                 }
             }
-            let score = match obj {
+            let score = match objective {
                 Objective::Requested | Objective::MaxGoodput => -p.goodput,
                 Objective::MinEdp => edp_factor(&cfg, &p),
             };
             if best.as_ref().is_none_or(|(_, _, s)| score < *s) {
                 best = Some((cfg, p, score));
             }
+        });
+        best.map(|(c, p, _)| (c, p))
+    }
+
+    /// The least power any configuration of a malleable job of this model can add over idle
+    /// GPUs (power limits tried, any GPU count the cluster has): a job whose budget is below it
+    /// cannot start, and [`Probe::search`] need not be run for it. `None` if no configuration
+    /// runs. Only for malleable jobs (a rigid job keeps its own batch).
+    pub(crate) fn min_added_power_w(&self) -> Option<f64> {
+        let specs = self.cluster.gpu_specs;
+        let probe = Probe {
+            rigid: None,
+            ..*self
         };
+        let mut least: Option<f64> = None;
+        let total = free_of_total(self.cluster);
+        probe.each_config(&total, u32::MAX, Objective::MaxGoodput, true, |cfg| {
+            if let Ok(p) = evaluate(self.model, specs, &cfg) {
+                let a = added_power_w(&cfg, &p, specs);
+                if least.is_none_or(|l| a < l) {
+                    least = Some(a);
+                }
+            }
+        });
+        least
+    }
+
+    /// Every configuration [`Probe::search`] considers, before the fit and budget checks.
+    fn each_config(
+        &self,
+        free: &Free,
+        kmax: u32,
+        objective: Objective,
+        limits: bool,
+        mut visit: impl FnMut(Config),
+    ) {
+        let specs = self.cluster.gpu_specs;
         let nlimits = if limits {
             self.params.limit_fractions.len()
         } else {
@@ -546,13 +581,12 @@ impl Probe<'_, '_> {
                 };
                 if let Some(req) = self.rigid {
                     if req.gpu_type.is_none_or(|t| t as usize == ty) {
-                        let cfg = Config {
+                        visit(Config {
                             gpu_type: ty as u8,
                             gpus: req.gpus,
                             batch: req.batch,
                             limit_w,
-                        };
-                        consider(cfg, objective);
+                        });
                     }
                     continue;
                 }
@@ -560,13 +594,12 @@ impl Probe<'_, '_> {
                     Objective::Requested => {
                         let req = self.request;
                         if req.gpu_type.is_none_or(|t| t as usize == ty) {
-                            let cfg = Config {
+                            visit(Config {
                                 gpu_type: ty as u8,
                                 gpus: req.gpus,
                                 batch: req.batch,
                                 limit_w,
-                            };
-                            consider(cfg, objective);
+                            });
                         }
                     }
                     Objective::MaxGoodput | Objective::MinEdp => {
@@ -579,15 +612,12 @@ impl Probe<'_, '_> {
                                 if batch < k || batch > perf.max_batch_per_gpu.saturating_mul(k) {
                                     continue;
                                 }
-                                consider(
-                                    Config {
-                                        gpu_type: ty as u8,
-                                        gpus: k,
-                                        batch,
-                                        limit_w,
-                                    },
-                                    objective,
-                                );
+                                visit(Config {
+                                    gpu_type: ty as u8,
+                                    gpus: k,
+                                    batch,
+                                    limit_w,
+                                });
                             }
                             k = k.saturating_mul(2);
                         }
@@ -595,8 +625,13 @@ impl Probe<'_, '_> {
                 }
             }
         }
-        best.map(|(c, p, _)| (c, p))
     }
+}
+
+/// Power a configuration adds over its GPUs sitting idle, W (the one place this is computed).
+#[inline]
+pub(crate) fn added_power_w(cfg: &Config, p: &Perf, specs: &[GpuSpec]) -> f64 {
+    cfg.gpus as f64 * (p.power_per_gpu_w - specs[cfg.gpu_type as usize].idle_w)
 }
 
 /// Largest power of two `<= x` (at least 1).
@@ -813,6 +848,75 @@ mod tests {
             });
             prop_assert_eq!(k, n.min(stop.max(1)));
             prop_assert_eq!(&seen[..k], &sorted[..k]);
+        }
+    }
+
+    fn two_types() -> ([GpuSpec; 2], ModelProfile) {
+        use crate::jobmodel::{PerfParams, StatEff, StepTime};
+        let spec = |idle_w, max_w, min_limit_w| GpuSpec {
+            idle_w,
+            allocated_idle_w: idle_w * 1.8,
+            max_w,
+            min_limit_w,
+        };
+        let mut perf = [None; MAX_GPU_TYPES];
+        perf[0] = Some(PerfParams {
+            step: StepTime::fit(1066.0, 7397.0, 8, 256.0, 0.34, 0.8, 2.0).unwrap(),
+            busy_w: 352.0,
+            max_batch_per_gpu: 512,
+        });
+        perf[1] = Some(PerfParams {
+            step: StepTime::fit(1825.0, 14423.0, 8, 256.0, 0.34, 0.8, 2.0).unwrap(),
+            busy_w: 616.0,
+            max_batch_per_gpu: 512,
+        });
+        let model = ModelProfile {
+            stat: StatEff {
+                ref_batch: 256,
+                noise_scale: 4096.0,
+            },
+            perf,
+            max_gpus: 16,
+        };
+        ([spec(55.0, 400.0, 100.0), spec(79.0, 700.0, 200.0)], model)
+    }
+
+    proptest! {
+        /// Charon skips a job's search when its budget is under the model's least added power:
+        /// that bound must be exact (no configuration fits under it) and tight (one reaches it).
+        #[test]
+        fn least_added_power_is_an_exact_bound(
+            free in (0u32..=8, 0u32..=8),
+            kmax in 1u32..=16,
+            budget in 0.0f64..4000.0,
+            fractions in proptest::array::uniform4(0.3f64..1.2),
+        ) {
+            let (specs, model) = two_types();
+            let models = [model];
+            let total = [8u32, 8];
+            let free_now = [free.0, free.1];
+            let view = ClusterView {
+                now: 0,
+                gpu_specs: &specs,
+                total: &total,
+                free: &free_now,
+                power_cap_w: None,
+                models: &models,
+            };
+            let params = PolicyParams { limit_fractions: fractions, ..PolicyParams::default() };
+            let request = Request { gpu_type: None, gpus: 1, batch: 256 };
+            let probe = Probe { model: &models[0], cluster: &view, params: &params, rigid: None, request };
+            let least = probe.min_added_power_w().unwrap();
+            let free = free_of(&view);
+            let found = probe.search(&free, kmax, Objective::MaxGoodput, true, Some(budget));
+            if least > budget {
+                prop_assert!(found.is_none());
+            }
+            if let Some((cfg, p)) = found {
+                prop_assert!(added_power_w(&cfg, &p, &specs) >= least);
+            }
+            let all = free_of_total(&view);
+            prop_assert!(probe.search(&all, u32::MAX, Objective::MaxGoodput, true, Some(least)).is_some());
         }
     }
 
