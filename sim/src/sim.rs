@@ -53,8 +53,8 @@ pub struct RunOptions {
     pub check_invariants: bool,
     /// Record every change of cluster power as `(time, mW)`.
     pub record_power: bool,
-    /// Give every policy the views of running jobs too, even those that never read them (see
-    /// `PolicyKind::reads_running_jobs`): tests check that the results are the same.
+    /// Give every policy the views of running jobs in every round, even when it does not read
+    /// them (see `PolicyKind::reads_running_jobs_when`): tests check that the results are the same.
     pub all_views: bool,
 }
 
@@ -929,7 +929,8 @@ impl Sim<'_> {
                 pj_to_j(u.energy_pj + u.power_mw as u128 * dt),
             )
         }));
-        let lists = if self.kind.reads_running_jobs() || self.opts.all_views {
+        let lists = if self.kind.reads_running_jobs_when(self.pending.len()) || self.opts.all_views
+        {
             2
         } else {
             1

@@ -97,6 +97,16 @@ impl PolicyKind {
         )
     }
 
+    /// Whether the policy reads the views of running jobs in a round where `pending` jobs wait.
+    /// Pollux and Zeus grow running jobs only when nothing waits, so with a queue they need the
+    /// pending views alone (same decisions); AuraChronos and Charon read them in every round.
+    pub const fn reads_running_jobs_when(self, pending: usize) -> bool {
+        match self {
+            PolicyKind::Pollux | PolicyKind::Zeus => pending == 0,
+            _ => self.reads_running_jobs(),
+        }
+    }
+
     /// Parses a name (case-insensitive); `None` for an unknown one.
     pub fn from_name(s: &str) -> Option<Self> {
         Self::ALL
@@ -771,43 +781,121 @@ pub(crate) fn place(
 /// Grows running malleable jobs into GPUs left free (Pollux and Zeus re-allocate as the queue
 /// drains): a job doubles its GPUs on its own type when the new configuration, by `objective`,
 /// saves more than twice the reconfiguration cost in run time (or lowers EDP, for `MinEdp`).
+/// Whether any malleable running job of `running` has as many free GPUs of its type as it
+/// holds (what [`grow_running`] needs to double it): if none has, a round skips the sort.
+pub(crate) fn some_job_may_grow(jobs: &[JobView], running: &[u32], free: &Free) -> bool {
+    if free.iter().all(|&f| f == 0) {
+        return false;
+    }
+    running.iter().any(|&i| {
+        let job = &jobs[i as usize];
+        job.running
+            .is_some_and(|c| !job.rigid && free[c.gpu_type as usize] >= c.gpus)
+    })
+}
+
+/// Searches of [`grow_running`] already done this round: the best doubling of a configuration
+/// depends on the model and the configuration only, and many running jobs share both.
+struct GrowMemo {
+    entries: [GrowEntry; GROW_MEMO],
+    len: usize,
+}
+
+/// (model, current configuration, its best larger configuration if any).
+type GrowEntry = (u16, Config, Option<(Config, Perf)>);
+
+/// Entries of [`GrowMemo`] (models x types x GPU counts x batches in use; a miss only costs a
+/// search).
+const GROW_MEMO: usize = 64;
+
+/// Gives spare GPUs to running malleable jobs, visiting them in `order`: a job doubles its GPUs
+/// (on its own type) when that saves more than the reconfiguration cost (or, for `MinEdp`,
+/// lowers its EDP).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn grow_running(
     params: &PolicyParams,
     cluster: &ClusterView<'_>,
     jobs: &[JobView],
-    running: &[u32],
+    running: &mut [u32],
+    order: impl Fn(&u32, &u32) -> core::cmp::Ordering,
     free: &mut Free,
     objective: Objective,
     out: &mut Decisions<'_>,
 ) {
-    for &i in running {
-        let job = &jobs[i as usize];
-        let Some(cur) = job.running else { continue };
-        let ty = cur.gpu_type as usize;
-        if job.rigid || free[ty] < cur.gpus {
-            continue;
+    let limits = objective == Objective::MinEdp;
+    let blank = Config {
+        gpu_type: 0,
+        gpus: 0,
+        batch: 0,
+        limit_w: 0.0,
+    };
+    let mut memo = GrowMemo {
+        entries: [(0, blank, None); GROW_MEMO],
+        len: 0,
+    };
+    // The best doubling of a configuration, memoised (it depends on the model and the
+    // configuration only).
+    let mut best = |job: &JobView, cur: Config| -> Option<(Config, Perf)> {
+        if let Some(e) = memo.entries[..memo.len]
+            .iter()
+            .find(|(m, c, _)| *m == job.model && *c == cur)
+        {
+            return e.2;
         }
-        let model = &cluster.models[job.model as usize];
-        let Ok(now_p) = evaluate(model, cluster.gpu_specs, &cur) else {
-            continue;
-        };
         // Only this type, up to twice the GPUs: the job's current GPUs count as free for it.
         let mut avail = [0u32; MAX_GPU_TYPES];
-        avail[ty] = cur.gpus * 2;
+        avail[cur.gpu_type as usize] = cur.gpus * 2;
         let probe = Probe {
-            model,
+            model: &cluster.models[job.model as usize],
             cluster,
             params,
             rigid: None,
             request: job.request,
         };
-        let limits = objective == Objective::MinEdp;
-        let Some((cfg, p)) = probe.search(&avail, cur.gpus * 2, objective, limits, None) else {
-            continue;
+        let found = probe
+            .search(&avail, cur.gpus * 2, objective, limits, None)
+            .filter(|(cfg, _)| cfg.gpus > cur.gpus);
+        if memo.len < GROW_MEMO {
+            memo.entries[memo.len] = (job.model, cur, found);
+            memo.len += 1;
+        }
+        found
+    };
+    // Candidates first: malleable jobs with as many free GPUs of their type as they hold and a
+    // larger configuration to move to. Free GPUs only shrink during the round, so no other job
+    // could grow; only the candidates are sorted.
+    let mut n = 0;
+    for k in 0..running.len() {
+        let job = &jobs[running[k] as usize];
+        let grows = match job.running {
+            Some(cur) if !job.rigid && free[cur.gpu_type as usize] >= cur.gpus => {
+                best(job, cur).is_some()
+            }
+            _ => false,
         };
-        if cfg.gpus <= cur.gpus {
+        if grows {
+            running.swap(n, k);
+            n += 1;
+        }
+    }
+    let candidates = &mut running[..n];
+    candidates.sort_unstable_by(order);
+    for &i in candidates.iter() {
+        if free.iter().all(|&f| f == 0) {
+            return; // no job can grow any more this round
+        }
+        let job = &jobs[i as usize];
+        let Some(cur) = job.running else { continue };
+        let ty = cur.gpu_type as usize;
+        if free[ty] < cur.gpus {
             continue;
         }
+        let model = &cluster.models[job.model as usize];
+        let (Ok(now_p), Some((cfg, p))) =
+            (evaluate(model, cluster.gpu_specs, &cur), best(job, cur))
+        else {
+            continue;
+        };
         let t_now = job.remaining_work / now_p.goodput;
         let t_new = job.remaining_work / p.goodput + params.reconfig_cost_s;
         let worth = match objective {

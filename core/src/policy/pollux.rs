@@ -9,8 +9,8 @@
 //! reconfiguration cost.
 
 use super::{
-    age_s, by_key, fair_share, grow_running, place, sort_by_key, split, ClusterView, Decisions,
-    JobView, ModelTable, Objective, PolicyParams, Probe,
+    age_s, by_key, fair_share, grow_running, place, split, ClusterView, Decisions, JobView,
+    ModelTable, Objective, PolicyParams, Probe,
 };
 
 /// One Pollux round.
@@ -56,9 +56,12 @@ pub(crate) fn adaptive(
     }) {
         return;
     }
-    if out.is_empty() && p == 0 {
-        // Nothing waits: give spare GPUs to running jobs, shortest remaining first.
-        sort_by_key(back, jobs, |j| table.est_remaining_s(j));
-        grow_running(params, cluster, jobs, back, &mut free, objective, out);
+    if out.is_empty() && p == 0 && super::some_job_may_grow(jobs, back, &free) {
+        // Nothing waits: give spare GPUs to running jobs, shortest remaining first (visited in
+        // that order without sorting the rest once the free GPUs are gone).
+        let shortest = by_key(jobs, |j| table.est_remaining_s(j));
+        grow_running(
+            params, cluster, jobs, back, shortest, &mut free, objective, out,
+        );
     }
 }
