@@ -79,8 +79,11 @@ pub fn compare_runs_traced(
                     SharedTally::default()
                 };
                 workload::source(sc, s as u32, t).and_then(|src| {
-                    sim::run_source(sc, policies[p], src, s as u32, RunOptions::default())
-                        .map(|o| o.result)
+                    let opts = RunOptions {
+                        skip_per_job: true,
+                        ..RunOptions::default()
+                    };
+                    sim::run_source(sc, policies[p], src, s as u32, opts).map(|o| o.result)
                 })
             } else {
                 sim::run(sc, policies[p], &workloads[s], s as u32)

@@ -298,6 +298,7 @@ fn run(a: RunArgs) -> Result<()> {
     a.trace.apply(&mut sc)?;
     let opts = sim::RunOptions {
         record_power: a.plot_power.is_some(),
+        skip_per_job: true,
         ..Default::default()
     };
     let tally = SharedTally::default();

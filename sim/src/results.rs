@@ -8,7 +8,6 @@ use serde::Serialize;
 use crate::cluster::{pj_to_j, Cluster};
 use crate::scenario::Scenario;
 use crate::sim::Counters;
-use crate::workload::JobSpec;
 
 /// Utilisation of one GPU type.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -92,18 +91,42 @@ pub struct FaultResult {
     pub skipped_decisions: u64,
 }
 
-/// Builds a run's results from the simulator's final state.
-#[allow(clippy::too_many_arguments)]
+/// What the results keep of one job once it has left the system (or at the horizon): 64 bytes,
+/// so a million-job run keeps 64 MB of them.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct JobRecord {
+    pub arrival: Nanos,
+    /// [`NEVER`] if none.
+    pub deadline: Nanos,
+    pub isolated_s: f64,
+    pub user: u32,
+    /// Times the job completed (1 at most, checked by the invariants).
+    pub completions: u32,
+    /// [`NEVER`] if it did not complete.
+    pub completed_at: Nanos,
+    /// [`NEVER`] if it never started.
+    pub first_start: Nanos,
+    pub energy_j: f64,
+    pub work_done: f64,
+}
+
+/// "None" in a [`JobRecord`]'s times (no simulated time reaches it).
+pub(crate) const NEVER: Nanos = Nanos::MAX;
+
+/// A record's time as an option.
+pub(crate) fn at(t: Nanos) -> Option<Nanos> {
+    (t != NEVER).then_some(t)
+}
+
+/// Builds a run's results from every job's record (index = job id, arrival order).
 pub(crate) fn collect(
     sc: &Scenario,
     kind: PolicyKind,
     run: u32,
-    jobs: &[JobSpec],
-    completed: &[Option<Nanos>],
+    jobs: &[JobRecord],
     cluster: &Cluster,
     c: &Counters,
     horizon: Nanos,
-    job_energy_j: &[f64],
 ) -> RunResult {
     let hours = secs(horizon) / 3600.0;
     let mut jcts = Vec::new();
@@ -113,14 +136,14 @@ pub(crate) fn collect(
     let nusers = jobs.iter().map(|j| j.user + 1).max().unwrap_or(0) as usize;
     let mut rho_sum = vec![0.0f64; nusers];
     let mut rho_n = vec![0u32; nusers];
-    for (j, spec) in jobs.iter().enumerate() {
-        match completed[j] {
+    for spec in jobs {
+        match at(spec.completed_at) {
             Some(t) => {
                 let jct = secs(t - spec.arrival);
                 jcts.push(jct);
-                edps.push(metrics::edp(job_energy_j[j], jct));
+                edps.push(metrics::edp(spec.energy_j, jct));
                 makespan = makespan.max(secs(t));
-                if let Some(d) = spec.deadline {
+                if let Some(d) = at(spec.deadline) {
                     deadlines += 1;
                     missed += (t > d) as u64;
                 }
@@ -130,7 +153,7 @@ pub(crate) fn collect(
                 }
             }
             None => {
-                if let Some(d) = spec.deadline {
+                if let Some(d) = at(spec.deadline) {
                     if d < horizon {
                         deadlines += 1;
                         missed += 1;

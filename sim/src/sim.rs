@@ -7,7 +7,7 @@ use ea2p_core::units::{secs, Nanos, NANOS_PER_SEC};
 use crate::cluster::{mw, pj_to_j, Cluster, NO_JOB};
 use crate::engine::{EventKind, EventQueue};
 use crate::faults::{self, FaultEvent, FaultKind};
-use crate::results::{self, RunResult};
+use crate::results::{self, JobRecord, RunResult, NEVER};
 use crate::scenario::Scenario;
 use crate::workload::{JobSource, JobSpec};
 
@@ -56,6 +56,9 @@ pub struct RunOptions {
     /// Give every policy the views of running jobs in every round, even when it does not read
     /// them (see `PolicyKind::reads_running_jobs_when`): tests check that the results are the same.
     pub all_views: bool,
+    /// Leave the per-job vectors of [`RunOutput`] (`first_starts`, `completed_at`,
+    /// `completions`, `work_done`) empty: 44 bytes a job that the program's outputs do not use.
+    pub skip_per_job: bool,
 }
 
 /// What a run gives.
@@ -193,12 +196,20 @@ struct Sim<'a> {
     kind: PolicyKind,
     specs: Vec<ea2p_core::jobmodel::GpuSpec>,
     profiles: Vec<ModelProfile>,
-    /// Jobs that have arrived (index = job), pulled from `source` one at a time.
+    /// Jobs in the system, by slot (a slot is reused once its job completes): memory follows
+    /// the jobs in the system, not the trace. Lists, events and GPU holders name slots.
     jobs: Vec<JobSpec>,
+    st: Vec<JobState>,
+    /// Job id (arrival order) of each slot's job.
+    slot_job: Vec<u32>,
+    /// Slots whose job completed, free for the next arrivals.
+    free_slots: Vec<u32>,
+    /// What the results need of every job that arrived (index = job id), folded in when the job
+    /// leaves the system.
+    records: Vec<JobRecord>,
     source: JobSource<'a>,
     /// The next job to arrive, already pulled from `source`.
     next_job: Option<JobSpec>,
-    st: Vec<JobState>,
     users: Vec<UserAcc>,
     queue: EventQueue,
     cluster: Cluster,
@@ -209,7 +220,6 @@ struct Sim<'a> {
     counters: Counters,
     opts: RunOptions,
     power_trace: Vec<(Nanos, u64)>,
-    completions: Vec<u32>,
     // Reused buffers of a round.
     views: Vec<JobView>,
     view_job: Vec<u32>,
@@ -231,7 +241,11 @@ pub fn run(
     jobs: &[JobSpec],
     run_index: u32,
 ) -> Result<RunResult, SimError> {
-    run_with(sc, kind, jobs, run_index, RunOptions::default()).map(|o| o.result)
+    let opts = RunOptions {
+        skip_per_job: true,
+        ..RunOptions::default()
+    };
+    run_with(sc, kind, jobs, run_index, opts).map(|o| o.result)
 }
 
 /// [`run`] with options; returns the extra records too.
@@ -268,9 +282,12 @@ pub fn run_source(
         cluster: Cluster::new(&specs, &sc.gpu_counts),
         specs,
         jobs: Vec::new(),
+        st: Vec::new(),
+        slot_job: Vec::new(),
+        free_slots: Vec::new(),
+        records: Vec::new(),
         source,
         next_job: None,
-        st: Vec::new(),
         users: vec![UserAcc::default(); sc.users as usize],
         queue: EventQueue::new(),
         pending: Vec::new(),
@@ -280,7 +297,6 @@ pub fn run_source(
         counters: Counters::default(),
         opts,
         power_trace: Vec::new(),
-        completions: Vec::new(),
         views: Vec::new(),
         view_job: Vec::new(),
         user_now: Vec::new(),
@@ -304,35 +320,31 @@ pub fn run_source(
         sc,
         kind,
         run_index,
-        &sim.jobs,
-        &sim.completed_times(),
+        &sim.records,
         &sim.cluster,
         &sim.counters,
         horizon,
-        &sim.job_energy_j(),
     );
     let (i, a) = sim.cluster.gpu_energy_pj();
+    // Per-job vectors on request only: 44 bytes a job on top of the records.
+    let rec = if opts.skip_per_job {
+        &[][..]
+    } else {
+        &sim.records[..]
+    };
     Ok(RunOutput {
         result,
         power_trace: sim.power_trace,
-        first_starts: sim.st.iter().map(|s| s.first_start).collect(),
-        completed_at: sim.st.iter().map(|s| s.completed_at).collect(),
-        completions: sim.completions,
+        first_starts: rec.iter().map(|r| results::at(r.first_start)).collect(),
+        completed_at: rec.iter().map(|r| results::at(r.completed_at)).collect(),
+        completions: rec.iter().map(|r| r.completions).collect(),
         energy_pj: (i, a, sim.cluster.cluster_energy_pj()),
         max_over_cap_mw: sim.cluster.max_over_cap_mw(),
         work_computed: sim.counters.work_computed,
         work_lost: sim.counters.lost_work,
-        work_done: sim.st.iter().map(|s| s.work_done).collect(),
-        left_pending: sim
-            .st
-            .iter()
-            .filter(|s| s.status == Status::Pending)
-            .count() as u64,
-        left_running: sim
-            .st
-            .iter()
-            .filter(|s| s.status == Status::Running)
-            .count() as u64,
+        work_done: rec.iter().map(|r| r.work_done).collect(),
+        left_pending: sim.pending.len() as u64,
+        left_running: sim.running.len() as u64,
         faults: sim.faults,
     })
 }
@@ -384,15 +396,12 @@ impl Sim<'_> {
             match ev.kind {
                 EventKind::Arrival => {
                     let spec = self.next_job.take().expect("an arrival event has its job");
-                    let j = self.jobs.len();
                     if spec.user as usize >= self.users.len() {
                         self.users
                             .resize(spec.user as usize + 1, UserAcc::default());
                     }
-                    self.jobs.push(spec);
-                    self.st.push(JobState::arrived());
-                    self.completions.push(0);
-                    self.push_list(j as u32, true);
+                    let j = self.admit(spec);
+                    self.push_list(j, true);
                     self.next_job = self.source.next().transpose()?;
                     if let Some(next) = &self.next_job {
                         self.queue.push(next.arrival.max(now), EventKind::Arrival);
@@ -447,6 +456,12 @@ impl Sim<'_> {
         // Close every account at the horizon.
         for j in self.running.clone() {
             self.sync(j, horizon);
+        }
+        for k in 0..self.pending.len() {
+            self.fold(self.pending[k]);
+        }
+        for k in 0..self.running.len() {
+            self.fold(self.running[k]);
         }
         for u in &mut self.users {
             u.touch(horizon);
@@ -761,9 +776,59 @@ impl Sim<'_> {
         s.status = Status::Done;
         s.completed_at = Some(now);
         s.gen = s.gen.wrapping_add(1);
-        self.completions[j as usize] += 1;
         self.release(j, now);
         self.remove_list(j, false);
+        self.fold(j);
+        self.free_slots.push(j);
+    }
+
+    /// Gives an arriving job a slot (a freed one first) and its record; returns the slot.
+    fn admit(&mut self, spec: JobSpec) -> u32 {
+        let id = self.records.len() as u32;
+        self.records.push(JobRecord {
+            arrival: spec.arrival,
+            deadline: spec.deadline.unwrap_or(NEVER),
+            isolated_s: spec.isolated_s,
+            user: spec.user,
+            completions: 0,
+            completed_at: NEVER,
+            first_start: NEVER,
+            energy_j: 0.0,
+            work_done: 0.0,
+        });
+        match self.free_slots.pop() {
+            Some(j) => {
+                // The generation goes on from the slot's last job, so its stale events (an
+                // older generation) never match the new one.
+                let gen = self.st[j as usize].gen.wrapping_add(1);
+                self.st[j as usize] = JobState {
+                    gen,
+                    gpus: std::mem::take(&mut self.st[j as usize].gpus),
+                    ..JobState::arrived()
+                };
+                self.jobs[j as usize] = spec;
+                self.slot_job[j as usize] = id;
+                j
+            }
+            None => {
+                self.jobs.push(spec);
+                self.st.push(JobState::arrived());
+                self.slot_job.push(id);
+                (self.jobs.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Copies what the results need of slot `j`'s job into its record (at completion, or at
+    /// the horizon for jobs still in the system).
+    fn fold(&mut self, j: u32) {
+        let s = &self.st[j as usize];
+        let r = &mut self.records[self.slot_job[j as usize] as usize];
+        r.completions += u32::from(s.completed_at.is_some());
+        r.completed_at = s.completed_at.unwrap_or(NEVER);
+        r.first_start = s.first_start.unwrap_or(NEVER);
+        r.energy_j = pj_to_j(s.energy_pj);
+        r.work_done = s.work_done;
     }
 
     fn mark_checkpoint(&mut self, j: u32, now: Nanos) {
@@ -975,14 +1040,6 @@ impl Sim<'_> {
 
     // --- results and checks ------------------------------------------------------------------
 
-    fn completed_times(&self) -> Vec<Option<Nanos>> {
-        self.st.iter().map(|s| s.completed_at).collect()
-    }
-
-    fn job_energy_j(&self) -> Vec<f64> {
-        self.st.iter().map(|s| pj_to_j(s.energy_pj)).collect()
-    }
-
     fn check(&self, now: Nanos) -> Result<(), SimError> {
         let bad = |detail: String| SimError::Invariant {
             time_s: secs(now),
@@ -1064,10 +1121,10 @@ impl Sim<'_> {
                 )));
             }
         }
-        if let Some(j) = self.completions.iter().position(|&c| c > 1) {
+        if let Some(j) = self.records.iter().position(|r| r.completions > 1) {
             return Err(bad(format!(
                 "job {j} completed {} times",
-                self.completions[j]
+                self.records[j].completions
             )));
         }
         if self.kind == PolicyKind::Charon && self.cluster.max_over_cap_mw() > 0 {
