@@ -214,6 +214,8 @@ struct Sim<'a> {
     queue: EventQueue,
     cluster: Cluster,
     pending: Vec<u32>,
+    /// Urgent jobs in `pending`.
+    urgent_pending: usize,
     running: Vec<u32>,
     round_at: Option<Nanos>,
     cap_w: Option<f64>,
@@ -291,6 +293,7 @@ pub fn run_source(
         users: vec![UserAcc::default(); sc.users as usize],
         queue: EventQueue::new(),
         pending: Vec::new(),
+        urgent_pending: 0,
         running: Vec::new(),
         round_at: None,
         cap_w: sc.power_cap_w,
@@ -512,6 +515,9 @@ impl Sim<'_> {
         };
         self.st[j as usize].list_pos = list.len() as u32;
         list.push(j);
+        if pending && self.jobs[j as usize].urgent {
+            self.urgent_pending += 1;
+        }
     }
 
     fn remove_list(&mut self, j: u32, pending: bool) {
@@ -525,6 +531,9 @@ impl Sim<'_> {
         list.swap_remove(pos);
         if let Some(&moved) = list.get(pos) {
             self.st[moved as usize].list_pos = pos as u32;
+        }
+        if pending && self.jobs[j as usize].urgent {
+            self.urgent_pending -= 1;
         }
     }
 
@@ -994,12 +1003,10 @@ impl Sim<'_> {
                 pj_to_j(u.energy_pj + u.power_mw as u128 * dt),
             )
         }));
-        let lists = if self.kind.reads_running_jobs_when(self.pending.len()) || self.opts.all_views
-        {
-            2
-        } else {
-            1
-        };
+        let reads = self
+            .kind
+            .reads_running_jobs_when(self.pending.len(), self.urgent_pending);
+        let lists = if reads || self.opts.all_views { 2 } else { 1 };
         for li in 0..lists {
             let list = if li == 0 {
                 &self.pending

@@ -47,23 +47,8 @@ pub fn schedule(
             .total_cmp(&slack_s(now, jb, &table))
             .then(ja.id.cmp(&jb.id))
     });
-    // Best-effort running jobs, least work at risk first; others are never victims.
-    for v in victims.iter_mut() {
-        if jobs[*v as usize].urgent {
-            *v = TAKEN;
-        }
-    }
-    victims.sort_unstable_by(|&a, &b| match (a == TAKEN, b == TAKEN) {
-        (true, true) => core::cmp::Ordering::Equal,
-        (true, false) => core::cmp::Ordering::Greater,
-        (false, true) => core::cmp::Ordering::Less,
-        (false, false) => {
-            let (ja, jb) = (&jobs[a as usize], &jobs[b as usize]);
-            ja.work_at_risk
-                .total_cmp(&jb.work_at_risk)
-                .then(ja.id.cmp(&jb.id))
-        }
-    });
+    // Victims are ordered the first time an urgent job needs them (most rounds never do).
+    let mut victims_ordered = false;
     let mut free = super::free_of(cluster);
     let share = fair_share(&free, p);
     let now_s = secs(now);
@@ -98,6 +83,10 @@ pub fn schedule(
             continue; // it can still wait for GPUs fast enough
         }
         if slack >= 0.0 {
+            if !victims_ordered {
+                order_victims(jobs, victims);
+                victims_ordered = true;
+            }
             if let Some(list) = preempt_for(job, i, &probe, jobs, victims, &mut free) {
                 for d in list.iter().flatten() {
                     if out.push(*d).is_err() {
@@ -131,6 +120,27 @@ pub fn schedule(
             free[cfg.gpu_type as usize] -= cfg.gpus;
         }
         true
+    });
+}
+
+/// Orders running jobs as preemption victims: best-effort ones, least work at risk first; urgent
+/// ones are marked [`TAKEN`] (never victims) and go last.
+fn order_victims(jobs: &[JobView], victims: &mut [u32]) {
+    for v in victims.iter_mut() {
+        if jobs[*v as usize].urgent {
+            *v = TAKEN;
+        }
+    }
+    victims.sort_unstable_by(|&a, &b| match (a == TAKEN, b == TAKEN) {
+        (true, true) => core::cmp::Ordering::Equal,
+        (true, false) => core::cmp::Ordering::Greater,
+        (false, true) => core::cmp::Ordering::Less,
+        (false, false) => {
+            let (ja, jb) = (&jobs[a as usize], &jobs[b as usize]);
+            ja.work_at_risk
+                .total_cmp(&jb.work_at_risk)
+                .then(ja.id.cmp(&jb.id))
+        }
     });
 }
 

@@ -97,12 +97,14 @@ impl PolicyKind {
         )
     }
 
-    /// Whether the policy reads the views of running jobs in a round where `pending` jobs wait.
-    /// Pollux and Zeus grow running jobs only when nothing waits, so with a queue they need the
-    /// pending views alone (same decisions); AuraChronos and Charon read them in every round.
-    pub const fn reads_running_jobs_when(self, pending: usize) -> bool {
+    /// Whether the policy reads the views of running jobs in a round where `pending` jobs wait,
+    /// `urgent_pending` of them urgent. Pollux and Zeus grow running jobs only when nothing
+    /// waits; AuraChronos preempts running jobs only for a waiting urgent job; Charon re-limits
+    /// them in every round. Leaving the running views out otherwise gives the same decisions.
+    pub const fn reads_running_jobs_when(self, pending: usize, urgent_pending: usize) -> bool {
         match self {
             PolicyKind::Pollux | PolicyKind::Zeus => pending == 0,
+            PolicyKind::AuraChronos => urgent_pending > 0,
             _ => self.reads_running_jobs(),
         }
     }
