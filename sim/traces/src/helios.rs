@@ -29,7 +29,7 @@ pub const HEADER: [&str; 12] = [
     "queue",
 ];
 
-/// Origin written by [`write`]: 2020-04-01 00:00:00, the start of the Helios traces.
+/// Origin written by [`write()`]: 2020-04-01 00:00:00, the start of the Helios traces.
 pub const WRITE_ORIGIN: i64 = 1_585_699_200;
 
 const NEEDED: [&str; 8] = [

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{check_duration, parse_datetime, JobState, RowError, TraceJob};
 
-/// Origin written by [`write`]: 2017-08-07 00:00:00, the first day of the Philly trace.
+/// Origin written by [`write()`]: 2017-08-07 00:00:00, the first day of the Philly trace.
 pub const WRITE_ORIGIN: i64 = 1_502_064_000;
 
 #[derive(Debug, Deserialize, Serialize)]
