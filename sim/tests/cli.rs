@@ -236,3 +236,83 @@ fn gen_trace_public_formats_read_back_through_eas_traces() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--format"));
 }
+
+/// A Helios trace written by `gen-trace`, replayed as a scenario's arrivals by `run` and
+/// `compare`, windowed and sped up from the command line; the tally on stderr says what was kept.
+#[test]
+fn public_trace_arrivals_with_window_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.csv");
+    let out = eas()
+        .args(["gen-trace", "-n", "300", "--format", "helios", "-o"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scenario = dir.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        "hours = 200.0\nseeds = 2\n[arrivals]\ntrace = \"t.csv\"\nformat = \"helios\"\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let out = eas()
+            .args(["run", "--policy", "zeus", "-s"])
+            .arg(&scenario)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = run(&[]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("300 rows read, 300 jobs simulated"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("jobs: 300 arrived"), "{stdout}");
+    // A window of the first 10 hours at twice the pace: fewer jobs, the others counted.
+    let (ok, stdout, stderr) = run(&["--from", "0", "--to", "36000", "--speedup", "2"]);
+    assert!(ok, "{stderr}");
+    let kept: u64 = stdout
+        .split("jobs: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(kept > 0 && kept < 300, "{stdout}");
+    assert!(
+        stderr.contains(&format!("{kept} jobs simulated"))
+            && stderr.contains(&format!("{} outside the window", 300 - kept)),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = run(&["--from", "100", "--to", "10"]);
+    assert!(!ok && stderr.contains("must be before"), "{stderr}");
+    // compare streams the trace in every run and prints the tally once.
+    let out = eas()
+        .args(["compare", "--quiet", "--policies", "fifo,charon", "-s"])
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("rows read").count(), 1, "{stderr}");
+    // On a Poisson scenario the flags are an error that says why.
+    let out = eas()
+        .args(["run", "--policy", "fifo", "--speedup", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("apply to a public trace"),
+        "{stderr}"
+    );
+}
