@@ -823,10 +823,7 @@ fn resolve(
             failed: None,
             skip_bad: None,
         }) => {
-            let path: PathBuf = match dir {
-                Some(d) => d.join(t.get_ref()),
-                None => PathBuf::from(t.get_ref()),
-            };
+            let path = beside(dir, t.get_ref());
             Arrivals::Trace(read_trace(&path).map_err(|e| ctx.at(t.span(), e))?)
         }
         Some(RawArrivals {
@@ -839,10 +836,7 @@ fn resolve(
             failed,
             skip_bad,
         }) => {
-            let path: PathBuf = match dir {
-                Some(d) => d.join(t.get_ref()),
-                None => PathBuf::from(t.get_ref()),
-            };
+            let path = beside(dir, t.get_ref());
             let format = fmt.get_ref().parse().map_err(|e: String| {
                 ctx.at(fmt.span(), format!("arrivals.format: {e} (leave format out for the simulator's own CSV)"))
             })?;
@@ -1207,6 +1201,11 @@ fn resolve_size(
         None => f64::INFINITY,
     };
     Ok((dist, unit, max))
+}
+
+/// A path named in a scenario: relative ones are taken from the scenario file's folder.
+fn beside(dir: Option<&Path>, name: &str) -> PathBuf {
+    dir.map_or_else(|| PathBuf::from(name), |d| d.join(name))
 }
 
 fn read_trace(path: &Path) -> Result<Vec<TraceJob>, String> {
