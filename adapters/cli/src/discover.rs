@@ -82,15 +82,7 @@ pub fn discover(options: &DiscoverOptions, pid: Arc<AtomicU32>) -> Found {
     if want.cpu || want.ram {
         match ea2p_linux::rapl::discover(&options.sysfs_root) {
             Ok(r) => {
-                for s in r.sources {
-                    let c = s.info().component;
-                    let is_ram = c == Component::Dram;
-                    if (is_ram && want.ram) || (!is_ram && want.cpu) {
-                        have_pkg |= c == Component::CpuPackage;
-                        have_dram |= is_ram;
-                        found.sources.push(Box::new(s));
-                    }
-                }
+                keep_wanted(r.sources, want, &mut found, &mut have_pkg, &mut have_dram);
                 found.notes.extend(
                     r.problems
                         .iter()
@@ -107,15 +99,7 @@ pub fn discover(options: &DiscoverOptions, pid: Arc<AtomicU32>) -> Found {
         if !rapl_found {
             match ea2p_linux::perf::discover(&options.sysfs_root, &options.procfs_root) {
                 Ok(p) => {
-                    for s in p.sources {
-                        let c = s.info().component;
-                        let is_ram = c == Component::Dram;
-                        if (is_ram && want.ram) || (!is_ram && want.cpu) {
-                            have_pkg |= c == Component::CpuPackage;
-                            have_dram |= is_ram;
-                            found.sources.push(Box::new(s));
-                        }
-                    }
+                    keep_wanted(p.sources, want, &mut found, &mut have_pkg, &mut have_dram);
                     found.notes.extend(
                         p.problems
                             .iter()
@@ -161,6 +145,26 @@ pub fn discover(options: &DiscoverOptions, pid: Arc<AtomicU32>) -> Found {
         discover_gpus(options, &mut found);
     }
     found
+}
+
+/// Adds the CPU-side counters the user asked for (`cpu`: package, core, uncore, psys; `ram`:
+/// dram) and notes whether a package and a dram counter were found.
+fn keep_wanted<S: Source + Send + 'static>(
+    sources: Vec<S>,
+    want: &Devices,
+    found: &mut Found,
+    have_pkg: &mut bool,
+    have_dram: &mut bool,
+) {
+    for s in sources {
+        let c = s.info().component;
+        let is_ram = c == Component::Dram;
+        if (is_ram && want.ram) || (!is_ram && want.cpu) {
+            *have_pkg |= c == Component::CpuPackage;
+            *have_dram |= is_ram;
+            found.sources.push(Box::new(s));
+        }
+    }
 }
 
 fn discover_gpus(options: &DiscoverOptions, found: &mut Found) {
