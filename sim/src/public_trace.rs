@@ -204,8 +204,9 @@ impl<'a> PublicJobs<'a> {
         }
     }
 
-    /// Turns a row into a job, or `None` (counted) when it is left out.
-    fn convert(&mut self, t: TraceJob) -> Option<(Nanos, JobSpec)> {
+    /// Turns a row into a job (with the trace's job id, for errors), or `None` (counted) when
+    /// it is left out.
+    fn convert(&mut self, t: TraceJob) -> Option<(Nanos, JobSpec, String)> {
         // Three draws per parsed row, whatever happens to it, so a row's draws do not depend on
         // the rows before it being kept.
         let rigid_u: f64 = self.rng.random();
@@ -277,6 +278,7 @@ impl<'a> PublicJobs<'a> {
                 deadline,
                 isolated_s,
             },
+            t.id,
         ))
     }
 
@@ -287,8 +289,7 @@ impl<'a> PublicJobs<'a> {
                 self.eof = true;
                 break;
             };
-            let id = row.id.clone();
-            if let Some((arrival, job)) = self.convert(row) {
+            if let Some((arrival, job, id)) = self.convert(row) {
                 if arrival < self.released {
                     let msg = format!(
                         "{}: job {id:?} (row {}) was submitted at {:.3} s, before a job already released at {:.3} s: the trace is out of order by more than {REORDER_ROWS} rows; sort it by submit time",
