@@ -497,6 +497,28 @@ fn pollux_grows_running_jobs_when_nothing_waits() {
 }
 
 #[test]
+fn a_job_not_worth_growing_leaves_the_free_gpu_to_the_next() {
+    let cfg = Config {
+        gpu_type: H100,
+        gpus: 1,
+        batch: 256,
+        limit_w: 700.0,
+    };
+    // Pollux visits the shortest first; it would gain less than the reconfiguration costs.
+    let mut short = job(1, 0, 1825.0 * 30.0);
+    short.running = Some(cfg);
+    let mut long = job(2, 0, 1e9);
+    long.running = Some(cfg);
+    for kind in [PolicyKind::Pollux, PolicyKind::Zeus] {
+        let d = Fixture::new(0, 1).run(kind, &[short, long]);
+        match d.as_slice() {
+            [Decision::Resize { job: 1, cfg: c }] => assert_eq!((c.gpu_type, c.gpus), (H100, 2)),
+            other => panic!("{kind:?}: expected the long job to grow, got {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn only_aurachronos_and_charon_act_on_a_full_cluster() {
     // The promise behind `acts_on_full_cluster`: the others decide nothing when no GPU is free.
     let cfg = Config {

@@ -780,9 +780,6 @@ pub(crate) fn place(
     room
 }
 
-/// Grows running malleable jobs into GPUs left free (Pollux and Zeus re-allocate as the queue
-/// drains): a job doubles its GPUs on its own type when the new configuration, by `objective`,
-/// saves more than twice the reconfiguration cost in run time (or lowers EDP, for `MinEdp`).
 /// Whether any malleable running job of `running` has as many free GPUs of its type as it
 /// holds (what [`grow_running`] needs to double it): if none has, a round skips the sort.
 pub(crate) fn some_job_may_grow(jobs: &[JobView], running: &[u32], free: &Free) -> bool {
@@ -803,16 +800,25 @@ struct GrowMemo {
     len: usize,
 }
 
-/// (model, current configuration, its best larger configuration if any).
-type GrowEntry = (u16, Config, Option<(Config, Perf)>);
+/// (model, current configuration, the doubling found for it if any).
+type GrowEntry = (u16, Config, Option<Doubling>);
+
+/// A larger configuration a running job could move to, with the performance of both.
+#[derive(Clone, Copy)]
+struct Doubling {
+    to: Config,
+    new: Perf,
+    now: Perf,
+}
 
 /// Entries of [`GrowMemo`] (models x types x GPU counts x batches in use; a miss only costs a
 /// search).
 const GROW_MEMO: usize = 64;
 
-/// Gives spare GPUs to running malleable jobs, visiting them in `order`: a job doubles its GPUs
-/// (on its own type) when that saves more than the reconfiguration cost (or, for `MinEdp`,
-/// lowers its EDP).
+/// Gives spare GPUs to running malleable jobs (Pollux and Zeus re-allocate as the queue drains),
+/// visiting them in `order`: a job doubles its GPUs on its own type when the new configuration,
+/// by `objective`, saves more than twice the reconfiguration cost in run time (or lowers its EDP,
+/// for `MinEdp`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn grow_running(
     params: &PolicyParams,
@@ -837,7 +843,7 @@ pub(crate) fn grow_running(
     };
     // The best doubling of a configuration, memoised (it depends on the model and the
     // configuration only).
-    let mut best = |job: &JobView, cur: Config| -> Option<(Config, Perf)> {
+    let mut doubling = |job: &JobView, cur: Config| -> Option<Doubling> {
         if let Some(e) = memo.entries[..memo.len]
             .iter()
             .find(|(m, c, _)| *m == job.model && *c == cur)
@@ -847,8 +853,9 @@ pub(crate) fn grow_running(
         // Only this type, up to twice the GPUs: the job's current GPUs count as free for it.
         let mut avail = [0u32; MAX_GPU_TYPES];
         avail[cur.gpu_type as usize] = cur.gpus * 2;
+        let model = &cluster.models[job.model as usize];
         let probe = Probe {
-            model: &cluster.models[job.model as usize],
+            model,
             cluster,
             params,
             rigid: None,
@@ -856,22 +863,38 @@ pub(crate) fn grow_running(
         };
         let found = probe
             .search(&avail, cur.gpus * 2, objective, limits, None)
-            .filter(|(cfg, _)| cfg.gpus > cur.gpus);
+            .filter(|(cfg, _)| cfg.gpus > cur.gpus)
+            .and_then(|(to, new)| {
+                let now = evaluate(model, cluster.gpu_specs, &cur).ok()?;
+                Some(Doubling { to, new, now })
+            });
         if memo.len < GROW_MEMO {
             memo.entries[memo.len] = (job.model, cur, found);
             memo.len += 1;
         }
         found
     };
-    // Candidates first: malleable jobs with as many free GPUs of their type as they hold and a
-    // larger configuration to move to. Free GPUs only shrink during the round, so no other job
-    // could grow; only the candidates are sorted.
+    // Whether moving is worth it depends on the job alone (its remaining work).
+    let worth = |job: &JobView, cur: Config, d: &Doubling| {
+        let t_now = job.remaining_work / d.now.goodput;
+        let t_new = job.remaining_work / d.new.goodput + params.reconfig_cost_s;
+        match objective {
+            Objective::MinEdp => {
+                crate::metrics::edp(d.new.job_power_w(d.to.gpus) * t_new, t_new)
+                    < crate::metrics::edp(d.now.job_power_w(cur.gpus) * t_now, t_now)
+            }
+            _ => t_now - t_new > params.reconfig_cost_s,
+        }
+    };
+    // Candidates first: malleable jobs with as many free GPUs of their type as they hold, a
+    // larger configuration to move to, and a gain from moving. Free GPUs only shrink during the
+    // round, so no other job could grow; only the candidates are sorted.
     let mut n = 0;
     for k in 0..running.len() {
         let job = &jobs[running[k] as usize];
         let grows = match job.running {
             Some(cur) if !job.rigid && free[cur.gpu_type as usize] >= cur.gpus => {
-                best(job, cur).is_some()
+                doubling(job, cur).is_some_and(|d| worth(job, cur, &d))
             }
             _ => false,
         };
@@ -892,27 +915,13 @@ pub(crate) fn grow_running(
         if free[ty] < cur.gpus {
             continue;
         }
-        let model = &cluster.models[job.model as usize];
-        let (Ok(now_p), Some((cfg, p))) =
-            (evaluate(model, cluster.gpu_specs, &cur), best(job, cur))
-        else {
+        let Some(d) = doubling(job, cur) else {
             continue;
         };
-        let t_now = job.remaining_work / now_p.goodput;
-        let t_new = job.remaining_work / p.goodput + params.reconfig_cost_s;
-        let worth = match objective {
-            Objective::MinEdp => {
-                crate::metrics::edp(p.job_power_w(cfg.gpus) * t_new, t_new)
-                    < crate::metrics::edp(now_p.job_power_w(cur.gpus) * t_now, t_now)
-            }
-            _ => t_now - t_new > params.reconfig_cost_s,
-        };
-        if worth {
-            if out.push(Decision::Resize { job: i, cfg }).is_err() {
-                return;
-            }
-            free[ty] -= cfg.gpus - cur.gpus;
+        if out.push(Decision::Resize { job: i, cfg: d.to }).is_err() {
+            return;
         }
+        free[ty] -= d.to.gpus - cur.gpus;
     }
 }
 
