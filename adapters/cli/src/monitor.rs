@@ -635,12 +635,14 @@ fn status_record(status: &std::process::ExitStatus) -> ExitStatus {
 
 /// One sampler thread: reads its sources until told to stop, then once more.
 fn lane(inner: &Inner, mut tracked: Vec<Tracked>, mut gpu: Option<GpuAttribution>) -> LaneResult {
+    // The frames of one wake-up; kept across wake-ups so that sampling allocates nothing.
+    let mut records = Vec::with_capacity(tracked.len());
     loop {
         let stopping = inner.stop.load(Ordering::Relaxed);
         let t = inner.now();
         let due = || tracked.iter().any(|s| stopping || t >= s.next);
         if due() {
-            let mut records = Vec::new();
+            records.clear();
             for s in tracked.iter_mut().filter(|s| stopping || t >= s.next) {
                 records.extend(s.sample(t));
                 // Absolute deadlines: no drift; a late wake-up skips, never bunches, readings.
