@@ -150,20 +150,21 @@ struct RunArgs {
 /// Parses `500us`, `1ms`, `2s` or plain nanoseconds.
 fn parse_duration(s: &str) -> Result<Nanos, String> {
     let s = s.trim();
-    let (num, mult) = if let Some(v) = s.strip_suffix("ms") {
-        (v, 1e6)
-    } else if let Some(v) = s.strip_suffix("us") {
-        (v, 1e3)
-    } else if let Some(v) = s.strip_suffix("ns") {
-        (v, 1.0)
-    } else if let Some(v) = s.strip_suffix('s') {
-        (v, 1e9)
-    } else {
-        (s, 1.0)
+    let units = [("ms", 1e6), ("us", 1e3), ("ns", 1.0), ("s", 1e9)];
+    let Some((num, mult)) = units
+        .iter()
+        .find_map(|&(unit, mult)| s.strip_suffix(unit).map(|v| (v.trim(), mult)))
+    else {
+        return Err(format!(
+            "expected a duration with its unit, like 1ms, 500us or 2s, found {s:?}"
+        ));
     };
-    match num.trim().parse::<f64>() {
-        Ok(v) if v > 0.0 && (v * mult) >= 1.0 => Ok((v * mult) as Nanos),
-        _ => Err(format!(
+    match num.parse::<f64>().ok().filter(|v| v.is_finite()) {
+        Some(v) if v * mult >= 1.0 => Ok((v * mult) as Nanos),
+        Some(_) => Err(format!(
+            "expected a duration of at least 1ns, like 1ms, found {s:?}"
+        )),
+        None => Err(format!(
             "expected a duration like 1ms, 500us or 2s, found {s:?}"
         )),
     }
@@ -465,6 +466,11 @@ mod tests {
         assert!(parse_duration("fast")
             .unwrap_err()
             .contains("expected a duration"));
-        assert!(parse_duration("0ms").is_err());
+        assert!(parse_duration("0ms").unwrap_err().contains("at least 1ns"));
+        assert!(parse_duration("10").unwrap_err().contains("with its unit"));
+        assert!(parse_duration("infs")
+            .unwrap_err()
+            .contains("like 1ms, 500us"));
+        assert_eq!(parse_duration(" 10 ms "), Ok(10_000_000));
     }
 }
