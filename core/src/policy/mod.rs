@@ -795,13 +795,12 @@ pub(crate) fn some_job_may_grow(jobs: &[JobView], running: &[u32], free: &Free) 
 
 /// Searches of [`grow_running`] already done this round: the best doubling of a configuration
 /// depends on the model and the configuration only, and many running jobs share both.
+/// Keys (model, current configuration) apart from the results, so that a lookup scans 2 KiB.
 struct GrowMemo {
-    entries: [GrowEntry; GROW_MEMO],
+    keys: [(u16, Config); GROW_MEMO],
+    found: [Option<Doubling>; GROW_MEMO],
     len: usize,
 }
-
-/// (model, current configuration, the doubling found for it if any).
-type GrowEntry = (u16, Config, Option<Doubling>);
 
 /// A larger configuration a running job could move to, with the performance of both.
 #[derive(Clone, Copy)]
@@ -838,17 +837,18 @@ pub(crate) fn grow_running(
         limit_w: 0.0,
     };
     let mut memo = GrowMemo {
-        entries: [(0, blank, None); GROW_MEMO],
+        keys: [(0, blank); GROW_MEMO],
+        found: [None; GROW_MEMO],
         len: 0,
     };
     // The best doubling of a configuration, memoised (it depends on the model and the
     // configuration only).
     let mut doubling = |job: &JobView, cur: Config| -> Option<Doubling> {
-        if let Some(e) = memo.entries[..memo.len]
+        if let Some(k) = memo.keys[..memo.len]
             .iter()
-            .find(|(m, c, _)| *m == job.model && *c == cur)
+            .position(|(m, c)| *m == job.model && *c == cur)
         {
-            return e.2;
+            return memo.found[k];
         }
         // Only this type, up to twice the GPUs: the job's current GPUs count as free for it.
         let mut avail = [0u32; MAX_GPU_TYPES];
@@ -869,7 +869,8 @@ pub(crate) fn grow_running(
                 Some(Doubling { to, new, now })
             });
         if memo.len < GROW_MEMO {
-            memo.entries[memo.len] = (job.model, cur, found);
+            memo.keys[memo.len] = (job.model, cur);
+            memo.found[memo.len] = found;
             memo.len += 1;
         }
         found
@@ -888,8 +889,11 @@ pub(crate) fn grow_running(
     };
     // Candidates first: malleable jobs with as many free GPUs of their type as they hold, a
     // larger configuration to move to, and a gain from moving. Free GPUs only shrink during the
-    // round, so no other job could grow; only the candidates are sorted.
+    // round, so no other job could grow; only the candidates are ordered.
     let mut n = 0;
+    // The fewest GPUs a candidate of each type holds: once every type has fewer free GPUs than
+    // that, no candidate left can grow and the visit stops.
+    let mut fewest = [u32::MAX; MAX_GPU_TYPES];
     for k in 0..running.len() {
         let job = &jobs[running[k] as usize];
         let grows = match job.running {
@@ -898,31 +902,34 @@ pub(crate) fn grow_running(
             }
             _ => false,
         };
-        if grows {
+        if let (true, Some(cur)) = (grows, job.running) {
+            let f = &mut fewest[cur.gpu_type as usize];
+            *f = (*f).min(cur.gpus);
             running.swap(n, k);
             n += 1;
         }
     }
-    let candidates = &mut running[..n];
-    candidates.sort_unstable_by(order);
-    for &i in candidates.iter() {
-        if free.iter().all(|&f| f == 0) {
-            return; // no job can grow any more this round
+    // Visited in order by chunked selection, so the candidates left when the GPUs run out are
+    // never sorted.
+    in_order(&mut running[..n], order, |i| {
+        if free.iter().zip(&fewest).all(|(f, least)| f < least) {
+            return false; // no candidate can grow any more this round
         }
         let job = &jobs[i as usize];
-        let Some(cur) = job.running else { continue };
+        let Some(cur) = job.running else { return true };
         let ty = cur.gpu_type as usize;
         if free[ty] < cur.gpus {
-            continue;
+            return true;
         }
         let Some(d) = doubling(job, cur) else {
-            continue;
+            return true;
         };
         if out.push(Decision::Resize { job: i, cfg: d.to }).is_err() {
-            return;
+            return false;
         }
         free[ty] -= d.to.gpus - cur.gpus;
-    }
+        true
+    });
 }
 
 #[cfg(test)]
