@@ -12,10 +12,13 @@
 //! not enough, are preempted newest first.
 
 use super::{
-    age_s, by_key, fair_share, in_order, sort_by_key, split, ClusterView, Decision, Decisions,
-    JobView, ModelTable, Objective, PolicyParams, Probe, MAX_MODELS,
+    age_s, by_key, fair_share, in_order, sort_by_key, split, ClusterView, ConfigMemo, Decision,
+    Decisions, JobView, ModelTable, Objective, PolicyParams, Probe, MAX_MODELS,
 };
 use crate::jobmodel::evaluate;
+
+/// Slots of the committed-power memo (a power of two).
+const POWER_MEMO: usize = 256;
 
 /// Margin (W) kept under the cap against floating-point rounding of the sums.
 const MARGIN_W: f64 = 1e-6;
@@ -28,7 +31,7 @@ pub fn committed_power_w(cluster: &ClusterView<'_>, jobs: &[JobView]) -> f64 {
     }
     // Thousands of running jobs share a few dozen (model, configuration) pairs: each pair's
     // power is evaluated once (same values, same order of the sum).
-    let mut memo = PowerMemo::new();
+    let mut memo = ConfigMemo::<Option<f64>, POWER_MEMO>::new();
     for j in jobs {
         if let Some(c) = j.running {
             let power = memo.get_or_insert(j.model, &c, || {
@@ -43,58 +46,6 @@ pub fn committed_power_w(cluster: &ClusterView<'_>, jobs: &[JobView]) -> f64 {
         }
     }
     w
-}
-
-/// Slots of [`PowerMemo`] (a power of two).
-const POWER_MEMO: usize = 256;
-
-/// A small open-addressing table of job power by (model, configuration), for one round; when a
-/// probe sequence is full it just evaluates again.
-struct PowerMemo {
-    slots: [Option<(PowerKey, Option<f64>)>; POWER_MEMO],
-}
-
-/// (model, GPU type, GPUs, batch, power-limit bits).
-type PowerKey = (u16, u8, u32, u32, u64);
-
-impl PowerMemo {
-    fn new() -> Self {
-        PowerMemo {
-            slots: [None; POWER_MEMO],
-        }
-    }
-
-    fn get_or_insert(
-        &mut self,
-        model: u16,
-        c: &super::Config,
-        eval: impl FnOnce() -> Option<f64>,
-    ) -> Option<f64> {
-        let key = (model, c.gpu_type, c.gpus, c.batch, c.limit_w.to_bits());
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for x in [
-            u64::from(key.0),
-            u64::from(key.1),
-            u64::from(key.2),
-            u64::from(key.3),
-            key.4,
-        ] {
-            h = (h ^ x).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        for probe in 0..8 {
-            let slot = &mut self.slots[(h as usize).wrapping_add(probe) % POWER_MEMO];
-            match slot {
-                Some((k, v)) if *k == key => return *v,
-                Some(_) => continue,
-                None => {
-                    let v = eval();
-                    *slot = Some((key, v));
-                    return v;
-                }
-            }
-        }
-        eval()
-    }
 }
 
 /// One Charon round.

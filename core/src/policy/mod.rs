@@ -793,13 +793,49 @@ pub(crate) fn some_job_may_grow(jobs: &[JobView], running: &[u32], free: &Free) 
     })
 }
 
-/// Searches of [`grow_running`] already done this round: the best doubling of a configuration
-/// depends on the model and the configuration only, and many running jobs share both.
-/// Keys (model, current configuration) apart from the results, so that a lookup scans 2 KiB.
-struct GrowMemo {
-    keys: [(u16, Config); GROW_MEMO],
-    found: [Option<Doubling>; GROW_MEMO],
-    len: usize,
+/// A small open-addressing table of what a policy derived from a (model, configuration) pair
+/// this round: thousands of running jobs share a few dozen pairs. When a probe sequence is full
+/// it just evaluates again, so a value is always the one `eval` gives.
+pub(crate) struct ConfigMemo<V: Copy, const N: usize> {
+    slots: [Option<(MemoKey, V)>; N],
+}
+
+/// (model, GPU type, GPUs, batch, power-limit bits).
+type MemoKey = (u16, u8, u32, u32, u64);
+
+impl<V: Copy, const N: usize> ConfigMemo<V, N> {
+    /// An empty table (`N`, its slot count, a power of two).
+    pub(crate) fn new() -> Self {
+        ConfigMemo { slots: [None; N] }
+    }
+
+    /// The value for `(model, c)`, evaluated the first time it is asked for.
+    pub(crate) fn get_or_insert(&mut self, model: u16, c: &Config, eval: impl FnOnce() -> V) -> V {
+        let key = (model, c.gpu_type, c.gpus, c.batch, c.limit_w.to_bits());
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for x in [
+            u64::from(key.0),
+            u64::from(key.1),
+            u64::from(key.2),
+            u64::from(key.3),
+            key.4,
+        ] {
+            h = (h ^ x).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        for probe in 0..8 {
+            let slot = &mut self.slots[(h as usize).wrapping_add(probe) % N];
+            match slot {
+                Some((k, v)) if *k == key => return *v,
+                Some(_) => continue,
+                None => {
+                    let v = eval();
+                    *slot = Some((key, v));
+                    return v;
+                }
+            }
+        }
+        eval()
+    }
 }
 
 /// A larger configuration a running job could move to, with the performance of both.
@@ -810,8 +846,8 @@ struct Doubling {
     now: Perf,
 }
 
-/// Entries of [`GrowMemo`] (models x types x GPU counts x batches in use; a miss only costs a
-/// search).
+/// Slots of [`grow_running`]'s memo (models x types x GPU counts x batches in use; a miss only
+/// costs a search).
 const GROW_MEMO: usize = 64;
 
 /// Gives spare GPUs to running malleable jobs (Pollux and Zeus re-allocate as the queue drains),
@@ -830,50 +866,30 @@ pub(crate) fn grow_running(
     out: &mut Decisions<'_>,
 ) {
     let limits = objective == Objective::MinEdp;
-    let blank = Config {
-        gpu_type: 0,
-        gpus: 0,
-        batch: 0,
-        limit_w: 0.0,
-    };
-    let mut memo = GrowMemo {
-        keys: [(0, blank); GROW_MEMO],
-        found: [None; GROW_MEMO],
-        len: 0,
-    };
+    let mut memo = ConfigMemo::<Option<Doubling>, GROW_MEMO>::new();
     // The best doubling of a configuration, memoised (it depends on the model and the
     // configuration only).
     let mut doubling = |job: &JobView, cur: Config| -> Option<Doubling> {
-        if let Some(k) = memo.keys[..memo.len]
-            .iter()
-            .position(|(m, c)| *m == job.model && *c == cur)
-        {
-            return memo.found[k];
-        }
-        // Only this type, up to twice the GPUs: the job's current GPUs count as free for it.
-        let mut avail = [0u32; MAX_GPU_TYPES];
-        avail[cur.gpu_type as usize] = cur.gpus * 2;
-        let model = &cluster.models[job.model as usize];
-        let probe = Probe {
-            model,
-            cluster,
-            params,
-            rigid: None,
-            request: job.request,
-        };
-        let found = probe
-            .search(&avail, cur.gpus * 2, objective, limits, None)
-            .filter(|(cfg, _)| cfg.gpus > cur.gpus)
-            .and_then(|(to, new)| {
-                let now = evaluate(model, cluster.gpu_specs, &cur).ok()?;
-                Some(Doubling { to, new, now })
-            });
-        if memo.len < GROW_MEMO {
-            memo.keys[memo.len] = (job.model, cur);
-            memo.found[memo.len] = found;
-            memo.len += 1;
-        }
-        found
+        memo.get_or_insert(job.model, &cur, || {
+            // Only this type, up to twice the GPUs: the job's current GPUs count as free for it.
+            let mut avail = [0u32; MAX_GPU_TYPES];
+            avail[cur.gpu_type as usize] = cur.gpus * 2;
+            let model = &cluster.models[job.model as usize];
+            let probe = Probe {
+                model,
+                cluster,
+                params,
+                rigid: None,
+                request: job.request,
+            };
+            probe
+                .search(&avail, cur.gpus * 2, objective, limits, None)
+                .filter(|(cfg, _)| cfg.gpus > cur.gpus)
+                .and_then(|(to, new)| {
+                    let now = evaluate(model, cluster.gpu_specs, &cur).ok()?;
+                    Some(Doubling { to, new, now })
+                })
+        })
     };
     // Whether moving is worth it depends on the job alone (its remaining work).
     let worth = |job: &JobView, cur: Config, d: &Doubling| {
