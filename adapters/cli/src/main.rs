@@ -147,7 +147,7 @@ struct RunArgs {
     cmd: Vec<String>,
 }
 
-/// Parses `500us`, `1ms`, `2s` or plain nanoseconds.
+/// Parses `500us`, `1ms`, `2s` or `100ns`; a number without a unit is refused (it was ambiguous).
 fn parse_duration(s: &str) -> Result<Nanos, String> {
     let s = s.trim();
     let units = [("ms", 1e6), ("us", 1e3), ("ns", 1.0), ("s", 1e9)];
