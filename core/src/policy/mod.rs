@@ -953,6 +953,30 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn config_memo_gives_what_eval_gives_even_when_full() {
+        // 8 slots for 40 keys: probe sequences fill up and the memo evaluates again.
+        let mut memo = ConfigMemo::<u32, 8>::new();
+        let cfg = |k: u32| Config {
+            gpu_type: (k % 3) as u8,
+            gpus: k,
+            batch: 64 * k,
+            limit_w: 100.0 + f64::from(k),
+        };
+        let mut evals = 0;
+        for round in 0..3 {
+            for k in 0..40u32 {
+                let v = memo.get_or_insert((k % 5) as u16, &cfg(k), || {
+                    evals += 1;
+                    k * 7
+                });
+                assert_eq!(v, k * 7, "round {round}, key {k}");
+            }
+        }
+        // The first round evaluates every key; later rounds find the 8 kept ones.
+        assert_eq!(evals, 40 + 2 * 32);
+    }
+
     proptest! {
         #[test]
         fn in_order_visits_exactly_the_sorted_order(keys in proptest::collection::vec(0u32..50, 0..400), stop in 0usize..450) {
