@@ -804,7 +804,7 @@ pub(crate) struct ConfigMemo<V: Copy, const N: usize> {
 type MemoKey = (u16, u8, u32, u32, u64);
 
 impl<V: Copy, const N: usize> ConfigMemo<V, N> {
-    /// An empty table (`N`, its slot count, a power of two).
+    /// An empty table of `N` slots (a power of two keeps the slot arithmetic cheap).
     pub(crate) fn new() -> Self {
         ConfigMemo { slots: [None; N] }
     }
@@ -912,18 +912,17 @@ pub(crate) fn grow_running(
     let mut fewest = [u32::MAX; MAX_GPU_TYPES];
     for k in 0..running.len() {
         let job = &jobs[running[k] as usize];
-        let grows = match job.running {
-            Some(cur) if !job.rigid && free[cur.gpu_type as usize] >= cur.gpus => {
-                doubling(job, cur).is_some_and(|d| worth(job, cur, &d))
-            }
-            _ => false,
-        };
-        if let (true, Some(cur)) = (grows, job.running) {
-            let f = &mut fewest[cur.gpu_type as usize];
-            *f = (*f).min(cur.gpus);
-            running.swap(n, k);
-            n += 1;
+        let Some(cur) = job.running else { continue };
+        let ty = cur.gpu_type as usize;
+        if job.rigid
+            || free[ty] < cur.gpus
+            || !doubling(job, cur).is_some_and(|d| worth(job, cur, &d))
+        {
+            continue;
         }
+        fewest[ty] = fewest[ty].min(cur.gpus);
+        running.swap(n, k);
+        n += 1;
     }
     // Visited in order by chunked selection, so the candidates left when the GPUs run out are
     // never sorted.
