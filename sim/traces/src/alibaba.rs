@@ -22,6 +22,7 @@
 //! crate whose memory grows with the trace. Times are relative to the first job's
 //! submit unless an origin is given.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 
@@ -61,6 +62,8 @@ pub struct JobInfo {
 }
 
 /// Reads a whole `pai_job_table.csv` into a map from `job_name` to [`JobInfo`].
+///
+/// A `job_name` on two rows is an error (file, row, column): the table has one row per job.
 pub fn load_job_table<R: BufRead>(
     input: R,
     file: &str,
@@ -101,13 +104,28 @@ pub fn load_job_table<R: BufRead>(
                         "seconds since the trace start like 3600",
                     )?)
                 };
-                map.insert(
-                    rec[0].to_string(),
-                    JobInfo {
-                        user: rec[2].to_string(),
-                        submit,
-                    },
-                );
+                // One row per job (the PAI README: "each `job_name` corresponds to one
+                // `inst_id`"); a second row would silently replace the first's user and
+                // submission, so it is refused.
+                match map.entry(rec[0].to_string()) {
+                    Entry::Occupied(e) => {
+                        return Err(RowError::new(
+                            file,
+                            row,
+                            Some("job_name"),
+                            format!(
+                                "job `{}` appears on an earlier row too; the job table has one row per job",
+                                e.key()
+                            ),
+                        ))
+                    }
+                    Entry::Vacant(e) => {
+                        e.insert(JobInfo {
+                            user: rec[2].to_string(),
+                            submit,
+                        });
+                    }
+                }
             }
             Err(e) => {
                 let row = e.position().map_or(0, |p| p.line());

@@ -239,6 +239,18 @@ fn alibaba_with_job_table() {
     );
 }
 
+/// Found by `alibaba_with_job_table_round_trip` in CI: two job-table rows with one
+/// `job_name` used to keep the second silently, giving the first job another's submission.
+#[test]
+fn alibaba_job_table_refuses_a_job_twice() {
+    let table = "j1,i1,u1,Terminated,10,20\nj2,i2,u2,Terminated,11,21\nj1,i3,u3,Failed,12,22\n";
+    let e = alibaba::load_job_table(table.as_bytes(), "jobs.csv").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "jobs.csv: row 3, column job_name: job `j1` appears on an earlier row too; the job table has one row per job"
+    );
+}
+
 #[test]
 fn alibaba_errors() {
     let got = all(Format::Alibaba, "alibaba_task_bad.csv");
@@ -425,7 +437,8 @@ fn jobs_from(spec: Vec<(String, String, u32, u32, u32, u8, bool)>) -> Vec<TraceJ
             }
             let start = submit + f64::from(gap % 100);
             TraceJob {
-                id: format!("{id}{i}"),
+                // `-` is outside the id alphabet, so ids are unique (as every format's are).
+                id: format!("{id}-{i}"),
                 user,
                 submit_s: submit,
                 start_s: Some(start),
