@@ -62,6 +62,10 @@ struct GenTraceArgs {
     /// formats, written by eas-traces; every job completed, run time = isolated run time).
     #[arg(long, default_value = "sim")]
     format: String,
+    /// With --format alibaba: also write the matching job table (each job's user and
+    /// submission, PAI's `pai_job_table.csv` layout) to FILE, for `[arrivals] job_table`.
+    #[arg(long, value_name = "FILE")]
+    job_table: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Default)]
@@ -379,6 +383,12 @@ fn gen_trace(a: GenTraceArgs) -> Result<()> {
             a.jobs
         );
     }
+    if a.job_table.is_some() && a.format != "alibaba" {
+        bail!(
+            "--job-table: only --format alibaba has a separate job table (found --format {})",
+            a.format
+        );
+    }
     let f =
         std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let mut w = std::io::BufWriter::new(f);
@@ -387,27 +397,38 @@ fn gen_trace(a: GenTraceArgs) -> Result<()> {
             .format
             .parse()
             .map_err(|e: String| anyhow::anyhow!("--format: {e} (or sim)"))?;
-        let recs = jobs.iter().take(a.jobs as usize).map(|j| {
-            let submit = ea2p_core::units::secs(j.arrival);
-            eas_traces::TraceJob {
-                id: format!("job{}", j.id),
-                user: format!("u{}", j.user),
-                submit_s: submit,
-                start_s: Some(submit),
-                end_s: Some(submit + j.isolated_s),
-                gpus: j.request.gpus,
-                gpu_type: match (j.rigid, j.request.gpu_type) {
-                    (true, Some(t)) => Some(sc.gpu_types[t as usize].name.clone()),
-                    _ => None,
-                },
-                state: eas_traces::JobState::Completed,
-                duration_s: Some(j.isolated_s),
-            }
-        });
-        eas_traces::write(format, &mut w, recs)
+        let recs = || {
+            jobs.iter().take(a.jobs as usize).map(|j| {
+                let submit = ea2p_core::units::secs(j.arrival);
+                eas_traces::TraceJob {
+                    id: format!("job{}", j.id),
+                    user: format!("u{}", j.user),
+                    submit_s: submit,
+                    start_s: Some(submit),
+                    end_s: Some(submit + j.isolated_s),
+                    gpus: j.request.gpus,
+                    gpu_type: match (j.rigid, j.request.gpu_type) {
+                        (true, Some(t)) => Some(sc.gpu_types[t as usize].name.clone()),
+                        _ => None,
+                    },
+                    state: eas_traces::JobState::Completed,
+                    duration_s: Some(j.isolated_s),
+                }
+            })
+        };
+        eas_traces::write(format, &mut w, recs())
             .with_context(|| format!("writing {}", a.out.display()))?;
         w.flush()
             .with_context(|| format!("writing {}", a.out.display()))?;
+        if let Some(path) = &a.job_table {
+            let f = std::fs::File::create(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            let mut jw = std::io::BufWriter::new(f);
+            eas_traces::alibaba::write_job_table(&mut jw, recs())
+                .and_then(|()| jw.flush())
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote its job table to {}", path.display());
+        }
         eprintln!(
             "wrote {} jobs to {} ({})",
             a.jobs,

@@ -5,7 +5,8 @@
 //!
 //! - arrival: the row's submit time (seconds since the trace's first submit), windowed and
 //!   rescaled by `from_s`, `to_s` and `speedup`; rows past the horizon end the stream;
-//! - user: the trace's user string, numbered in order of first appearance;
+//! - user: the trace's user string, numbered in order of first appearance (Alibaba: from the
+//!   job table given as `job_table`, else one unnamed user for the whole trace);
 //! - GPUs: the trace's count, clamped to what the model and the cluster allow (counted);
 //! - work: run time x goodput of that request on the trace's GPU type when the catalogue has it,
 //!   else on `[workload.size] on_gpu` (the reference type of sizes in seconds);
@@ -63,6 +64,9 @@ pub struct TraceTally {
     pub clamped_gpus: u64,
     /// Rows left unread because they arrive after the horizon (the stream stops there).
     pub past_horizon: bool,
+    /// Alibaba with a job table: jobs the table does not list (simulated under one unnamed
+    /// user, submitted when their first task started).
+    pub not_in_job_table: u64,
 }
 
 impl fmt::Display for TraceTally {
@@ -81,6 +85,13 @@ impl fmt::Display for TraceTally {
         )?;
         if self.past_horizon {
             write!(f, "; the rest of the trace is past the horizon")?;
+        }
+        if self.not_in_job_table > 0 {
+            write!(
+                f,
+                "; {} jobs not in the job table (one unnamed user)",
+                self.not_in_job_table
+            )?;
         }
         if let Some(e) = &self.first_bad {
             write!(f, "\nfirst bad row: {e}")?;
@@ -151,8 +162,11 @@ impl<'a> PublicJobs<'a> {
         run: u32,
         shared: SharedTally,
     ) -> Result<Self, SimError> {
-        let rows =
-            eas_traces::open(&src.path, src.format).map_err(|e| SimError::Trace(e.to_string()))?;
+        let rows = match &src.job_table {
+            Some(table) => eas_traces::open_alibaba_with_jobs(&src.path, Arc::clone(table)),
+            None => eas_traces::open(&src.path, src.format),
+        }
+        .map_err(|e| SimError::Trace(e.to_string()))?;
         let seed = sc.base_seed.wrapping_add(run as u64);
         Ok(PublicJobs {
             sc,
@@ -262,6 +276,9 @@ impl<'a> PublicJobs<'a> {
         let (lo, hi) = sc.deadline_factor;
         let deadline =
             urgent.then(|| arrival + nanos_from_secs((lo + (hi - lo) * factor_u) * isolated_s));
+        if self.src.job_table.is_some() && t.user.is_empty() {
+            self.tally.not_in_job_table += 1;
+        }
         let next_user = self.users.len() as u32;
         let user = *self.users.entry(t.user).or_insert(next_user);
         Some((

@@ -3,9 +3,11 @@
 //! seed protocol (`scenarios/seed.toml`, built in). Errors name the file, line and column, and
 //! what was expected.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ea2p_core::jobmodel::{GpuSpec, ModelProfile, StatEff, MAX_GPU_TYPES};
 use ea2p_core::policy::{PolicyParams, MAX_MODELS};
@@ -95,6 +97,10 @@ pub struct PublicTrace {
     pub failed: eas_traces::FailurePolicy,
     /// Skip rows that do not parse (counted and reported) instead of stopping at the first.
     pub skip_bad: bool,
+    /// Alibaba PAI only: the job table (`job_table = "pai_job_table.csv"`), which holds each
+    /// job's user and submission; loaded once when the scenario is read, shared by every run.
+    /// Without it every PAI job has one unnamed user.
+    pub job_table: Option<Arc<BTreeMap<String, eas_traces::alibaba::JobInfo>>>,
 }
 
 /// One job of a trace file (columns `arrival_s,model,user,gpus,gpu_type,duration_s,deadline_s`;
@@ -302,6 +308,7 @@ struct RawArrivals {
     speedup: Option<Spanned<f64>>,
     failed: Option<Spanned<String>>,
     skip_bad: Option<bool>,
+    job_table: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -812,6 +819,7 @@ fn resolve(
             speedup: None,
             failed: None,
             skip_bad: None,
+            job_table: None,
         }) => Arrivals::Poisson(ctx.positive(&r, "poisson_rate_per_s")?),
         Some(RawArrivals {
             poisson_rate_per_s: None,
@@ -822,6 +830,7 @@ fn resolve(
             speedup: None,
             failed: None,
             skip_bad: None,
+            job_table: None,
         }) => {
             let path = beside(dir, t.get_ref());
             Arrivals::Trace(read_trace(&path).map_err(|e| ctx.at(t.span(), e))?)
@@ -835,6 +844,7 @@ fn resolve(
             speedup,
             failed,
             skip_bad,
+            job_table,
         }) => {
             let path = beside(dir, t.get_ref());
             let format = fmt.get_ref().parse().map_err(|e: String| {
@@ -869,26 +879,42 @@ fn resolve(
                     ))
                 }
             };
+            let job_table = match job_table {
+                None => None,
+                Some(jt) if format == eas_traces::Format::Alibaba => {
+                    let jpath = beside(dir, jt.get_ref());
+                    let table = eas_traces::load_alibaba_job_table(&jpath)
+                        .map_err(|e| ctx.at(jt.span(), format!("arrivals.job_table: {e}")))?;
+                    Some(Arc::new(table))
+                }
+                Some(jt) => {
+                    return Err(ctx.at(
+                        jt.span(),
+                        format!("arrivals.job_table: only the alibaba format has a separate job table (users are in the {format:?} trace itself)"),
+                    ))
+                }
+            };
             Arrivals::Public(PublicTrace {
                 path,
                 format,
                 window,
                 failed,
                 skip_bad: skip_bad.unwrap_or(false),
+                job_table,
             })
         }
         Some(RawArrivals {
             poisson_rate_per_s: Some(_),
             ..
         }) => return Err(ctx.whole(
-            "[arrivals]: poisson_rate_per_s takes no other key (format, from_s, to_s, speedup, failed and skip_bad go with trace = \"FILE\")",
+            "[arrivals]: poisson_rate_per_s takes no other key (format, from_s, to_s, speedup, failed, skip_bad and job_table go with trace = \"FILE\")",
         )),
         Some(RawArrivals {
             trace: Some(_),
             format: None,
             ..
         }) => return Err(ctx.whole(
-            "[arrivals]: from_s, to_s, speedup, failed and skip_bad need a public trace format: add format = \"helios\", \"philly\" or \"alibaba\"",
+            "[arrivals]: from_s, to_s, speedup, failed, skip_bad and job_table need a public trace format: add format = \"helios\", \"philly\" or \"alibaba\"",
         )),
         Some(_) => return Err(ctx.whole(
             "[arrivals]: expected exactly one of poisson_rate_per_s = RATE or trace = \"FILE.csv\"",

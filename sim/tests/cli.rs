@@ -237,6 +237,83 @@ fn gen_trace_public_formats_read_back_through_eas_traces() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--format"));
 }
 
+/// `gen-trace --format alibaba --job-table` writes the PAI job table too: read with it, the
+/// Alibaba trace gives the same users and submissions as the Helios trace of the same seed
+/// (Helios has a user column), and a scenario with `job_table` runs it.
+#[test]
+fn gen_trace_alibaba_job_table_carries_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let gen = |args: &[&str]| {
+        let out = eas().arg("gen-trace").args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (tasks, table, helios) = (
+        dir.path().join("tasks.csv"),
+        dir.path().join("jobs.csv"),
+        dir.path().join("helios.csv"),
+    );
+    let p = |x: &std::path::Path| x.to_str().unwrap().to_string();
+    let (ok, err) = gen(&[
+        "-n",
+        "150",
+        "--format",
+        "alibaba",
+        "-o",
+        &p(&tasks),
+        "--job-table",
+        &p(&table),
+    ]);
+    assert!(ok && err.contains("job table"), "{err}");
+    let (ok, err) = gen(&["-n", "150", "--format", "helios", "-o", &p(&helios)]);
+    assert!(ok, "{err}");
+    let map = std::sync::Arc::new(eas_traces::load_alibaba_job_table(&table).unwrap());
+    assert_eq!(map.len(), 150);
+    let pai: Vec<_> = eas_traces::open_alibaba_with_jobs(&tasks, map)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let hel: Vec<_> = eas_traces::open(&helios, eas_traces::Format::Helios)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(pai.len(), hel.len());
+    for (a, h) in pai.iter().zip(&hel) {
+        assert_eq!((&a.user, a.gpus), (&h.user, h.gpus));
+        assert!((a.submit_s - h.submit_s).abs() < 1e-6, "{a:?} vs {h:?}");
+    }
+    assert!(pai.iter().any(|j| j.user != pai[0].user), "several users");
+    let scenario = dir.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        "hours = 200.0\nseeds = 1\n[arrivals]\ntrace = \"tasks.csv\"\nformat = \"alibaba\"\njob_table = \"jobs.csv\"\n",
+    )
+    .unwrap();
+    let out = eas()
+        .args(["run", "--policy", "themis", "-s"])
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("150 jobs simulated"), "{stderr}");
+    assert!(!stderr.contains("not in the job table"), "{stderr}");
+    // Only the Alibaba format has a separate job table.
+    let (ok, err) = gen(&[
+        "-n",
+        "5",
+        "--format",
+        "helios",
+        "-o",
+        &p(&helios),
+        "--job-table",
+        &p(&table),
+    ]);
+    assert!(!ok && err.contains("only --format alibaba"), "{err}");
+}
+
 /// A Helios trace written by `gen-trace`, replayed as a scenario's arrivals by `run` and
 /// `compare`, windowed and sped up from the command line; the tally on stderr says what was kept.
 #[test]

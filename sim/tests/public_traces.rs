@@ -158,6 +158,77 @@ fn alibaba_jobs_keep_a_known_gpu_type_when_rigid() {
 }
 
 #[test]
+fn alibaba_job_table_gives_users_and_submissions() {
+    let file = data("alibaba_task_sample.csv");
+    let table = data("alibaba_job_sample.csv");
+    let without = scenario(&trace_line(&file, "alibaba", "")).unwrap();
+    let (v0, _) = jobs(&without, 0).unwrap();
+    assert!(v0.iter().all(|j| j.user == 0), "no job table: one user");
+    let extra = format!("job_table = {:?}", table.display().to_string());
+    let with = scenario(&trace_line(&file, "alibaba", &extra)).unwrap();
+    let (v, t) = jobs(&with, 0).unwrap();
+    assert_eq!(t.not_in_job_table, 0);
+    // The sample's table names four users (user0..user3), numbered in order of appearance.
+    let users: std::collections::BTreeSet<u32> = v.iter().map(|j| j.user).collect();
+    assert_eq!(users.into_iter().collect::<Vec<_>>(), [0, 1, 2, 3]);
+    // Submissions come from the job table: earlier than (or at) the first task's start.
+    let expect = rows(&file, Format::Alibaba);
+    let mut with_table: Vec<eas_traces::TraceJob> = eas_traces::open_alibaba_with_jobs(
+        &file,
+        std::sync::Arc::new(eas_traces::load_alibaba_job_table(&table).unwrap()),
+    )
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap();
+    assert_eq!(with_table.len(), expect.len());
+    with_table.retain(|r| r.gpus > 0 && r.duration_s.is_some_and(|d| d > 0.0));
+    assert_eq!(v.len(), with_table.len());
+    let mut arrivals: Vec<f64> = with_table.iter().map(|r| r.submit_s).collect();
+    arrivals.sort_by(f64::total_cmp);
+    let got: Vec<f64> = v
+        .iter()
+        .map(|j| ea2p_core::units::secs(j.arrival))
+        .collect();
+    for (g, e) in got.iter().zip(&arrivals) {
+        assert!((g - e).abs() < 1e-6, "arrival {g} vs the job table's {e}");
+    }
+    assert!(v.iter().zip(&v0).any(|(a, b)| a.arrival != b.arrival));
+
+    // A job the table does not list is counted, under one unnamed user.
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("jobs.csv");
+    let text = std::fs::read_to_string(&table).unwrap();
+    std::fs::write(&short, text.lines().skip(1).collect::<Vec<_>>().join("\n")).unwrap();
+    let extra = format!("job_table = {:?}", short.display().to_string());
+    let (_, t) = jobs(&scenario(&trace_line(&file, "alibaba", &extra)).unwrap(), 0).unwrap();
+    assert_eq!(t.not_in_job_table, 1);
+    assert!(t.to_string().contains("1 jobs not in the job table"), "{t}");
+
+    // Errors: another format, a missing file, a bad row; each names the place.
+    let err = scenario(&trace_line(&data("helios_sample.csv"), "helios", &extra)).unwrap_err();
+    assert!(err.starts_with("trace.toml:"), "{err}");
+    assert!(
+        err.contains("only the alibaba format has a separate job table"),
+        "{err}"
+    );
+    let err = scenario(&trace_line(
+        &file,
+        "alibaba",
+        "job_table = \"/nonexistent/j.csv\"",
+    ))
+    .unwrap_err();
+    assert!(err.contains("cannot open the Alibaba job table"), "{err}");
+    std::fs::write(
+        &short,
+        "j1,i1,u1,Terminated,10,20\nj1,i2,u2,Terminated,11,21\n",
+    )
+    .unwrap();
+    let err = scenario(&trace_line(&file, "alibaba", &extra)).unwrap_err();
+    assert!(err.contains("row 2, column job_name"), "{err}");
+    assert!(err.contains("one row per job"), "{err}");
+}
+
+#[test]
 fn bad_rows_stop_the_run_with_file_row_and_column_or_are_skipped_and_counted() {
     let file = data("helios_bad.csv");
     let sc = scenario(&trace_line(&file, "helios", "")).unwrap();

@@ -25,6 +25,7 @@
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
+use std::sync::Arc;
 
 use crate::{check_duration, parse_f64, JobState, RowError, TraceJob};
 
@@ -161,7 +162,7 @@ pub struct Reader<R> {
     pending: Option<Partial>,
     record: csv::StringRecord,
     done: bool,
-    jobs: Option<BTreeMap<String, JobInfo>>,
+    jobs: Option<Arc<BTreeMap<String, JobInfo>>>,
 }
 
 impl<R: BufRead> Reader<R> {
@@ -187,9 +188,12 @@ impl<R: BufRead> Reader<R> {
         }
     }
 
-    /// Adds the job table (from [`load_job_table`]): users and submission times.
-    pub fn with_job_table(mut self, jobs: BTreeMap<String, JobInfo>) -> Self {
-        self.jobs = Some(jobs);
+    /// Adds the job table (from [`load_job_table`]): users and submission times. A job the
+    /// table does not list keeps an empty user and its first task's start as submission.
+    ///
+    /// The table may be shared (an `Arc`), so that runs reading the same trace load it once.
+    pub fn with_job_table(mut self, jobs: impl Into<Arc<BTreeMap<String, JobInfo>>>) -> Self {
+        self.jobs = Some(jobs.into());
         self
     }
 

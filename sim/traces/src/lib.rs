@@ -156,20 +156,40 @@ pub fn open(
     path: &std::path::Path,
     format: Format,
 ) -> Result<Box<dyn Iterator<Item = Result<TraceJob, RowError>>>, RowError> {
+    let (input, name) = open_buffered(path, &format!("the {format:?} trace"))?;
+    read(format, input, &name)
+}
+
+/// Opens an Alibaba PAI task table at `path` and streams it with its job table (see
+/// [`alibaba::Reader::with_job_table`]); errors name `path`.
+pub fn open_alibaba_with_jobs(
+    path: &std::path::Path,
+    jobs: std::sync::Arc<std::collections::BTreeMap<String, alibaba::JobInfo>>,
+) -> Result<Box<dyn Iterator<Item = Result<TraceJob, RowError>>>, RowError> {
+    let (input, name) = open_buffered(path, "the Alibaba task table")?;
+    Ok(Box::new(
+        alibaba::Reader::new(input, &name).with_job_table(jobs),
+    ))
+}
+
+/// Reads a whole PAI `pai_job_table.csv` at `path` (see [`alibaba::load_job_table`]);
+/// errors name `path`.
+pub fn load_alibaba_job_table(
+    path: &std::path::Path,
+) -> Result<std::collections::BTreeMap<String, alibaba::JobInfo>, RowError> {
+    let (input, name) = open_buffered(path, "the Alibaba job table")?;
+    alibaba::load_job_table(input, &name)
+}
+
+/// A file opened with a 64 KiB buffer, and its name for errors.
+fn open_buffered(
+    path: &std::path::Path,
+    what: &str,
+) -> Result<(std::io::BufReader<std::fs::File>, String), RowError> {
     let name = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|e| {
-        RowError::new(
-            &name,
-            0,
-            None,
-            format!("cannot open the {format:?} trace: {e}"),
-        )
-    })?;
-    read(
-        format,
-        std::io::BufReader::with_capacity(1 << 16, file),
-        &name,
-    )
+    let file = std::fs::File::open(path)
+        .map_err(|e| RowError::new(&name, 0, None, format!("cannot open {what}: {e}")))?;
+    Ok((std::io::BufReader::with_capacity(1 << 16, file), name))
 }
 
 /// Writes `jobs` in `format` to `out`; times are written relative to the format's origin.
