@@ -883,6 +883,12 @@ fn resolve(
                 None => None,
                 Some(jt) if format == eas_traces::Format::Alibaba => {
                     let jpath = beside(dir, jt.get_ref());
+                    if !jpath.is_file() {
+                        return Err(ctx.at(
+                            jt.span(),
+                            format!("arrivals.job_table: no such file {}", jpath.display()),
+                        ));
+                    }
                     let table = eas_traces::load_alibaba_job_table(&jpath)
                         .map_err(|e| ctx.at(jt.span(), format!("arrivals.job_table: {e}")))?;
                     Some(Arc::new(table))
