@@ -217,7 +217,10 @@ fn alibaba_job_table_gives_users_and_submissions() {
         "job_table = \"/nonexistent/j.csv\"",
     ))
     .unwrap_err();
-    assert!(err.contains("job_table: no such file /nonexistent/j.csv"), "{err}");
+    assert!(
+        err.contains("job_table: no such file /nonexistent/j.csv"),
+        "{err}"
+    );
     std::fs::write(
         &short,
         "j1,i1,u1,Terminated,10,20\nj1,i2,u2,Terminated,11,21\n",
