@@ -29,7 +29,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = splitter.finish();
     let whole_records: Vec<&Record> = whole.iter().filter_map(|r| r.as_ref().ok()).collect();
-    assert_eq!(whole_records.len(), chunked_records.len(), "readers disagree");
+    assert_eq!(
+        whole_records.len(),
+        chunked_records.len(),
+        "readers disagree"
+    );
     for (a, b) in whole_records.iter().zip(&chunked_records) {
         assert_eq!(*a, b, "readers disagree");
     }

@@ -39,7 +39,10 @@ fuzz_target!(|data: &[u8]| {
     for mut s in found.sources {
         assert!(matches!(
             s.info().quantity,
-            Quantity::EnergyCounter { max_ticks: Some(_), .. }
+            Quantity::EnergyCounter {
+                max_ticks: Some(_),
+                ..
+            }
         ));
         assert!(s.read(0).is_ok());
     }
