@@ -209,7 +209,14 @@ mod tests {
         }
         let a = feed.report().anomalies;
         assert_eq!(
-            (a.bus_errors, a.nacks, a.overflow, a.clipped, a.not_ready, a.out_of_range),
+            (
+                a.bus_errors,
+                a.nacks,
+                a.overflow,
+                a.clipped,
+                a.not_ready,
+                a.out_of_range
+            ),
             (1, 0, 1, 1, 1, 1)
         );
         assert_eq!(feed.report().samples, 0);

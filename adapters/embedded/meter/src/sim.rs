@@ -304,7 +304,10 @@ impl Script {
     /// The load current at `t`, interpolated between breakpoints (rounded towards zero).
     pub fn current_ua(&self, t: Nanos) -> i64 {
         let i = self.profile.partition_point(|p| p.t_ns <= t);
-        match (i.checked_sub(1).map(|j| self.profile[j]), self.profile.get(i)) {
+        match (
+            i.checked_sub(1).map(|j| self.profile[j]),
+            self.profile.get(i),
+        ) {
             (Some(a), Some(b)) => {
                 let num = (b.current_ua - a.current_ua) as i128 * (t - a.t_ns) as i128;
                 a.current_ua + (num / (b.t_ns - a.t_ns) as i128) as i64
@@ -442,8 +445,11 @@ mod tests {
         let mut chip = Chip::new();
         let mut bus = [0u8; 2];
         // Calibration 4096 for 100 uA steps on 0.1 ohm.
-        chip.transfer(ADDRESS, &mut [Operation::Write(&[reg::CALIBRATION, 0x10, 0x01])])
-            .unwrap();
+        chip.transfer(
+            ADDRESS,
+            &mut [Operation::Write(&[reg::CALIBRATION, 0x10, 0x01])],
+        )
+        .unwrap();
         assert_eq!(chip.register(reg::CALIBRATION), 4096, "bit 0 reads 0");
         chip.convert(5_000, 1_234_567, 100_000);
         assert_eq!(chip.register(reg::SHUNT), 12_346); // 123.46 mV

@@ -1,7 +1,7 @@
 //! The INA219 meter against embedded-hal-mock: the exact I2C transfers the driver makes, and what
 //! each register pattern becomes (sample or counted fault).
 use ea2p_meter::feed::MeterFeed;
-use ea2p_meter::sensor::{Fault, InitError, Ina219, Reading, Sample, ShuntConfig};
+use ea2p_meter::sensor::{Fault, Ina219, InitError, Reading, Sample, ShuntConfig};
 use embedded_hal::i2c::{ErrorKind, NoAcknowledgeSource};
 use embedded_hal_mock::eh1::i2c::{Mock, Transaction};
 
@@ -111,7 +111,12 @@ fn the_math_overflow_flag_is_a_fault_not_a_sample() {
 #[test]
 fn a_shunt_at_full_scale_is_clipped_either_way() {
     let mut t = measurement(bus_5v(CNVR), 8_000, 32_000, 32_000);
-    t.extend(measurement(bus_5v(CNVR), 8_000, (-32_000i16) as u16, (-32_000i16) as u16));
+    t.extend(measurement(
+        bus_5v(CNVR),
+        8_000,
+        (-32_000i16) as u16,
+        (-32_000i16) as u16,
+    ));
     t.extend(measurement(bus_5v(CNVR), 7_999, 31_999, 31_999));
     let r = meter_reading(t);
     assert_eq!(r[0], Reading::Fault(Fault::Clipped));

@@ -20,10 +20,7 @@ fn the_demo_script_passes_with_every_fault_counted() {
     assert!(v.passed(), "{r:?} {v:?}");
     assert_eq!(r.samples, 1001 - 4);
     let a = r.anomalies;
-    assert_eq!(
-        (a.nacks, a.overflow, a.clipped, a.not_ready),
-        (1, 1, 1, 1)
-    );
+    assert_eq!((a.nacks, a.overflow, a.clipped, a.not_ready), (1, 1, 1, 1));
     // Each fault leaves one 20 ms gap, interpolated.
     assert_eq!((r.gaps, r.gap_ns), (4, 80_000_000));
     assert!(v.relative_error.abs() < 1e-4, "{}", v.relative_error);
@@ -38,11 +35,26 @@ fn a_fault_at_a_power_peak_is_caught_by_the_check() {
         bus_mv: 5_000,
         shunt_uohm: 100_000,
         profile: &[
-            Breakpoint { t_ns: 0, current_ua: 500_000 },
-            Breakpoint { t_ns: 1_000_000_000, current_ua: 500_000 },
-            Breakpoint { t_ns: 1_010_000_000, current_ua: 3_000_000 },
-            Breakpoint { t_ns: 1_020_000_000, current_ua: 500_000 },
-            Breakpoint { t_ns: 2_000_000_000, current_ua: 500_000 },
+            Breakpoint {
+                t_ns: 0,
+                current_ua: 500_000,
+            },
+            Breakpoint {
+                t_ns: 1_000_000_000,
+                current_ua: 500_000,
+            },
+            Breakpoint {
+                t_ns: 1_010_000_000,
+                current_ua: 3_000_000,
+            },
+            Breakpoint {
+                t_ns: 1_020_000_000,
+                current_ua: 500_000,
+            },
+            Breakpoint {
+                t_ns: 2_000_000_000,
+                current_ua: 500_000,
+            },
         ],
         faults: &[(101, Injected::Nack)],
     };
