@@ -8,21 +8,14 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_semihosting::debug;
 use panic_semihosting as _;
 
-use ea2p_meter::feed::MeterFeed;
-use ea2p_meter::run::{sample_until_done, Verdict, TOLERANCE};
-use ea2p_meter::sensor::{Ina219, ShuntConfig};
-use ea2p_meter::sim::{self, Script, Sim};
-
-/// The board's shunt; the script's load flows through the same one.
-const SHUNT: ShuntConfig = ShuntConfig::BREAKOUT_0R1;
+use ea2p_meter::sim::Script;
 
 #[entry]
 fn main() -> ! {
-    let script = &Script::DEMO;
-    let passed = run(script);
+    let passed = ea2p_firmware::run(&Script::DEMO);
     debug::exit(if passed {
         debug::EXIT_SUCCESS
     } else {
@@ -31,93 +24,5 @@ fn main() -> ! {
     // Only reached without a debugger or semihosting host.
     loop {
         cortex_m::asm::wfi();
-    }
-}
-
-fn run(script: &Script) -> bool {
-    if script.shunt_uohm != SHUNT.shunt_uohm {
-        hprintln!("error: the script's shunt is not the board's");
-        return false;
-    }
-    let sim = Sim::new(script);
-    let mut meter = match Ina219::new(sim.bus(), sim::ADDRESS, SHUNT) {
-        Ok(meter) => meter,
-        Err(e) => {
-            hprintln!("error: {}", e);
-            return false;
-        }
-    };
-    // A segment longer than 1.5 periods is a gap even if no fault was seen.
-    let mut feed = MeterFeed::new(script.period_ns * 3 / 2);
-    let readings = sample_until_done(&mut meter, &mut sim.clock(), &mut feed);
-    let r = feed.report();
-    let v = Verdict::of(script, &r, readings);
-    let a = r.anomalies;
-    hprintln!(
-        "energy_j={} expected_j={} rel_err_ppm={} readings={} samples={} bus_errors={} nacks={} overflow={} clipped={} not_ready={} out_of_range={} rejected={} gaps={} gap_s={} gap_j={} covered_s={} peak_w={}",
-        Fixed(r.energy_j, 6),
-        Fixed(v.expected_j, 6),
-        Fixed(v.relative_error * 1e6, 1),
-        readings,
-        r.samples,
-        a.bus_errors,
-        a.nacks,
-        a.overflow,
-        a.clipped,
-        a.not_ready,
-        a.out_of_range,
-        a.rejected,
-        r.gaps,
-        Fixed(r.gap_ns as f64 / 1e9, 3),
-        Fixed(r.gap_energy_j, 6),
-        Fixed(r.covered_ns as f64 / 1e9, 3),
-        Fixed(r.peak_w, 3),
-    );
-    if !v.all_accounted {
-        hprintln!("FAIL: readings and samples + anomalies differ");
-    }
-    if !v.faults_counted {
-        hprintln!("FAIL: anomaly counts are not the script's injected faults");
-    }
-    let ok = v.passed();
-    hprintln!(
-        "{}: |rel_err| {} tolerance {} ppm",
-        if ok { "ok" } else { "FAIL" },
-        if v.relative_error.abs() <= TOLERANCE {
-            "<="
-        } else {
-            ">"
-        },
-        Fixed(TOLERANCE * 1e6, 0)
-    );
-    ok
-}
-
-/// A number printed with a fixed count of decimals (up to 9), rounded half away from zero.
-///
-/// core's float formatting (Grisu and Dragon, shortest and exact) takes about 12 KiB of flash;
-/// scaling to an integer and printing that takes a few hundred bytes.
-struct Fixed(f64, u32);
-
-impl core::fmt::Display for Fixed {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let Fixed(x, decimals) = *self;
-        if !x.is_finite() || x.abs() >= 9e18 / 1e9 {
-            return f.write_str(if x.is_nan() { "nan" } else { "out-of-range" });
-        }
-        let scale = 10u64.pow(decimals.min(9));
-        let scaled = x.abs() * scale as f64 + 0.5;
-        let n = scaled as u64;
-        let sign = if x < 0.0 && n != 0 { "-" } else { "" };
-        if decimals == 0 {
-            return write!(f, "{sign}{n}");
-        }
-        write!(
-            f,
-            "{sign}{}.{:0width$}",
-            n / scale,
-            n % scale,
-            width = decimals as usize
-        )
     }
 }

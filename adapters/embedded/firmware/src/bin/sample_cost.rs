@@ -11,6 +11,10 @@
 //! - `clock + read`: plus the ina219 driver reading the four registers through the simulated
 //!   bus (the bus is a function call here; on a board the I2C transfer time adds to it);
 //! - `clock + read + feed`: plus the core's accounting of the reading (the firmware's loop).
+//!
+//! Then it runs the firmware's whole run (`ea2p_firmware::run`, which prints its usual line) and
+//! reports the deepest stack use of the program, from the stack painted at reset (feature
+//! `stack-usage`: cortex-m-rt fills the stack with 0xCCCCCCCC before `main`).
 #![no_std]
 #![no_main]
 
@@ -26,6 +30,39 @@ use ea2p_meter::feed::MeterFeed;
 use ea2p_meter::run::SampleClock;
 use ea2p_meter::sensor::{Ina219, ShuntConfig};
 use ea2p_meter::sim::{self, Script, Sim};
+
+extern "C" {
+    // From cortex-m-rt's link.x: the stack runs down from `_stack_start` (the top of RAM) to
+    // `_stack_end` (just above .bss and .uninit, the end of static RAM).
+    static _stack_start: u32;
+    static _stack_end: u32;
+    static __sdata: u32;
+}
+
+fn stack_size_bytes() -> usize {
+    // Only the addresses of the linker symbols are taken; nothing is read.
+    core::ptr::addr_of!(_stack_start) as usize - core::ptr::addr_of!(_stack_end) as usize
+}
+
+fn static_ram_bytes() -> usize {
+    // Addresses only; RAM begins with .data.
+    core::ptr::addr_of!(_stack_end) as usize - core::ptr::addr_of!(__sdata) as usize
+}
+
+/// Bytes of the stack whose paint was scrubbed off, scanning up from its lowest address.
+fn stack_used_bytes() -> usize {
+    // SAFETY: every address read lies between `_stack_end` and `_stack_start`, word-aligned RAM
+    // that cortex-m-rt painted at reset and that belongs to this program's stack.
+    unsafe {
+        let top = core::ptr::addr_of!(_stack_start) as usize;
+        let mut p = core::ptr::addr_of!(_stack_end) as usize;
+        while p < top && core::ptr::read_volatile(p as *const u32) == cortex_m_rt::STACK_PAINT_VALUE
+        {
+            p += 4;
+        }
+        top - p
+    }
+}
 
 const TICK_MAX: u32 = 0x00FF_FFFF;
 /// Instructions per SysTick tick under `-icount shift=0` (25 MHz: 40 ns per tick).
@@ -112,7 +149,14 @@ fn main() -> ! {
         per_sample(clock_read) - per_sample(clock_only),
         per_sample(clock_read_feed) - per_sample(clock_read),
     );
-    let scale_ok = nop_ticks.abs_diff(2_500) <= 2;
+    let passed = ea2p_firmware::run(script);
+    hprintln!(
+        "stack: deepest use {} bytes of {} (static RAM .data + .bss: {} bytes)",
+        stack_used_bytes(),
+        stack_size_bytes(),
+        static_ram_bytes()
+    );
+    let scale_ok = nop_ticks.abs_diff(2_500) <= 2 && passed;
     if !scale_ok {
         hprintln!("FAIL: the nop block does not read 2500 ticks: run under -icount shift=0");
     }
