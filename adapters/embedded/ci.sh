@@ -28,9 +28,12 @@ if ! command -v qemu-system-arm >/dev/null 2>&1; then
     command -v qemu-system-arm >/dev/null 2>&1 \
         || missing "qemu-system-arm (Debian/Ubuntu: apt-get install qemu-system-arm, as root)"
 fi
-if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
-    command -v rustup >/dev/null 2>&1 && rustup target add "$TARGET" || true
-    rustup target list --installed 2>/dev/null | grep -qx "$TARGET" \
+installed_targets() { rustup target list --installed 2>/dev/null || true; }
+if ! installed_targets | grep -qx "$TARGET"; then
+    if command -v rustup >/dev/null 2>&1; then
+        rustup target add "$TARGET" || true
+    fi
+    installed_targets | grep -qx "$TARGET" \
         || missing "the Rust target $TARGET (rustup target add $TARGET)"
 fi
 command -v timeout >/dev/null 2>&1 || missing "timeout (coreutils)"
