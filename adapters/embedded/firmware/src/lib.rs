@@ -4,6 +4,7 @@
 use cortex_m_semihosting::hprintln;
 
 use ea2p_meter::feed::MeterFeed;
+use ea2p_meter::fixed::Fixed;
 use ea2p_meter::run::{sample_until_done, Verdict, TOLERANCE};
 use ea2p_meter::sensor::{Ina219, ShuntConfig};
 use ea2p_meter::sim::{self, Script, Sim};
@@ -71,33 +72,4 @@ pub fn run(script: &Script) -> bool {
         Fixed(TOLERANCE * 1e6, 0)
     );
     ok
-}
-
-/// A number printed with a fixed count of decimals (up to 9), rounded half away from zero.
-///
-/// core's float formatting (Grisu and Dragon, shortest and exact) takes about 12 KiB of flash;
-/// scaling to an integer and printing that takes a few hundred bytes.
-struct Fixed(f64, u32);
-
-impl core::fmt::Display for Fixed {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let Fixed(x, decimals) = *self;
-        if !x.is_finite() || x.abs() >= 9e18 / 1e9 {
-            return f.write_str(if x.is_nan() { "nan" } else { "out-of-range" });
-        }
-        let scale = 10u64.pow(decimals.min(9));
-        let scaled = x.abs() * scale as f64 + 0.5;
-        let n = scaled as u64;
-        let sign = if x < 0.0 && n != 0 { "-" } else { "" };
-        if decimals == 0 {
-            return write!(f, "{sign}{n}");
-        }
-        write!(
-            f,
-            "{sign}{}.{:0width$}",
-            n / scale,
-            n % scale,
-            width = decimals as usize
-        )
-    }
 }

@@ -8,11 +8,14 @@
 //!   flag) behind an `I2c` implementation, playing a scripted load with injected faults, and the
 //!   script's exact energy computed from its intended power profile.
 //! - [`run`]: the sampling loop the firmware runs, generic over the bus and the clock.
+//! - [`fixed`]: fixed-point printing of the results (core's float formatting does not fit the
+//!   flash budget).
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod feed;
+pub mod fixed;
 pub mod run;
 pub mod sensor;
 pub mod sim;
