@@ -3,10 +3,11 @@
 # only a Rust toolchain.
 #
 # Some end-to-end tests drive real programs: a Prometheus server (scrapes `ea2p serve`), Open MPI's
-# `mpirun` (`ea2p run` under MPI, then `ea2p merge`), gcc (a C program against the C API) and
-# Python's venv (the Python module built by pip, then pytest). As root, this script installs what is
-# missing with apt-get; otherwise it names the packages to install and stops with exit code 2, so
-# no test is ever skipped silently.
+# `mpirun` (`ea2p run` under MPI, then `ea2p merge`), gcc (a C program against the C API), Python's
+# venv (the Python module built by pip, then pytest) and qemu-system-arm (the firmware of
+# adapters/embedded runs under it). As root, this script installs what is missing with apt-get;
+# otherwise it names the packages to install and stops with exit code 2, so no test is ever
+# skipped silently.
 #
 # Every test binary runs (`--no-fail-fast`): a failure in one does not hide the others.
 # Usage: scripts/test.sh [extra arguments for cargo test]
@@ -19,6 +20,7 @@ declare -A needs=(
     [mpirun]=openmpi-bin
     [gcc]=gcc
     [python3]=python3
+    [qemu-system-arm]=qemu-system-arm
 )
 missing=()
 for program in "${!needs[@]}"; do
@@ -49,3 +51,6 @@ cargo test --workspace --locked --no-fail-fast "$@"
 
 echo "=== Python module (pip install ./adapters/python in a venv, then pytest)"
 adapters/python/ci.sh
+
+echo "=== Firmware (adapters/embedded: the INA219 meter's host tests, then the firmware under QEMU)"
+adapters/embedded/ci.sh
