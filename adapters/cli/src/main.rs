@@ -18,12 +18,26 @@ use ea2p::{launcher, Devices, DiscoverOptions, GpuPick, Monitor, MonitorOptions}
 use ea2p_core::metrics::DEFAULT_CARBON_INTENSITY_G_PER_KWH;
 use ea2p_core::units::Nanos;
 
+/// What `--help` says about the output files (top level, and run, serve, report, merge).
+macro_rules! files_help {
+    () => {
+        "Files: profiles and the JSON, CSV and SVG made from them are created mode 0600 (energy \
+         readings are a side channel, CVE-2020-8694, which is why energy_uj is root-only); under \
+         sudo they are given to the user who ran sudo (SUDO_UID/SUDO_GID). A symbolic link to a file, a \
+         file with other hard links or another user's file is refused as an output."
+    };
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "ea2p",
     version,
     about = "Measure the energy of a command, per component (CPU packages, DRAM, GPUs), from the hardware's energy counters, or from models where there is no sensor.",
-    after_help = "Examples:\n  ea2p sources\n  ea2p run -o train.ea2p --json train.json -- python train.py\n  ea2p run --devices cpu,gpu:0,2 -- ./bench\n  ea2p report train.ea2p"
+    after_help = concat!(
+        files_help!(),
+        "\n\n",
+        "Examples:\n  ea2p sources\n  ea2p run -o train.ea2p --json train.json -- python train.py\n  ea2p run --devices cpu,gpu:0,2 -- ./bench\n  ea2p report train.ea2p"
+    )
 )]
 struct Cli {
     /// Root of the sysfs tree (for containers with /sys mounted elsewhere, and tests).
@@ -42,12 +56,15 @@ enum Cmd {
     ///
     /// CMD gets EA2P_REGIONS, the path of a FIFO where it may write lines `begin NAME` and
     /// `end NAME` to measure regions (epochs, phases); regions may nest and overlap.
+    #[command(after_help = files_help!())]
     Run(RunArgs),
     /// Measure the whole machine with no command until SIGINT/SIGTERM, serving live metrics for
     /// Prometheus; then print the summary.
+    #[command(after_help = files_help!())]
     Serve(ServeArgs),
     /// Merge the profiles of the ranks of a parallel job (srun, mpirun): per rank, per node and
     /// in total.
+    #[command(after_help = files_help!())]
     Merge {
         /// Profiles written by `ea2p run -o` under the launcher (one per rank).
         #[arg(required = true)]
@@ -60,6 +77,7 @@ enum Cmd {
     Sources(SourceArgs),
     /// Re-read a profile file (a damaged or cut one too): summary, regions at their exact
     /// boundaries, time without readings, what damaged bytes cost; JSON, CSV timeline, SVG plot.
+    #[command(after_help = files_help!())]
     Report {
         /// The profile written by `ea2p run -o`.
         file: PathBuf,
@@ -329,7 +347,7 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     if let Some(p) = &args.json {
         // A failed summary file is reported, but the command's exit code still wins.
         let text = serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n";
-        if let Err(e) = std::fs::write(p, text) {
+        if let Err(e) = ea2p::private_file::write(p, text.as_bytes()) {
             eprintln!("ea2p: cannot write the summary {}: {e}", p.display());
         }
     }
@@ -388,7 +406,8 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         eprintln!("profile: {} ({} frames)", p.path.display(), p.frames);
     }
     if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_string_pretty(&summary)? + "\n")
+        let text = serde_json::to_string_pretty(&summary)? + "\n";
+        ea2p::private_file::write(p, text.as_bytes())
             .with_context(|| format!("cannot write the summary {}", p.display()))?;
     }
     Ok(ExitCode::SUCCESS)
@@ -418,6 +437,16 @@ fn sources(cli: &Cli, args: &SourceArgs) -> Result<()> {
     Ok(())
 }
 
+/// Profiles readable by group or others: one line each saying why that matters and the fix.
+fn warn_if_readable(files: &[PathBuf]) {
+    for w in files
+        .iter()
+        .filter_map(|f| ea2p::private_file::readable_by_others(f))
+    {
+        eprintln!("ea2p: {w}");
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.cmd {
@@ -425,6 +454,7 @@ fn main() -> ExitCode {
         Cmd::Sources(a) => sources(&cli, a).map(|()| ExitCode::SUCCESS),
         Cmd::Serve(a) => serve(&cli, a),
         Cmd::Merge { files, json } => {
+            warn_if_readable(files);
             ea2p::merge::merge_files(files, json.as_deref()).map(|text| {
                 print!("{text}");
                 ExitCode::SUCCESS
@@ -436,6 +466,7 @@ fn main() -> ExitCode {
             csv,
             plot,
         } => {
+            warn_if_readable(std::slice::from_ref(file));
             let options = ea2p::report::ReportOptions {
                 json: json.clone(),
                 csv: csv.clone(),
