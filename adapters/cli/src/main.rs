@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use ea2p::prometheus::Exporter;
+use ea2p::prometheus::{Exporter, ExporterOptions};
 use ea2p::regions::{RegionFifo, ENV_VAR as REGIONS_ENV};
 use ea2p::{launcher, Devices, DiscoverOptions, GpuPick, Monitor, MonitorOptions};
 use ea2p_core::metrics::DEFAULT_CARBON_INTENSITY_G_PER_KWH;
@@ -109,6 +109,8 @@ struct ServeArgs {
     /// Where to serve /metrics: PORT or :PORT (127.0.0.1:PORT), or HOST:PORT.
     #[arg(long, value_name = "ADDR", default_value = "9464")]
     prometheus: String,
+    #[command(flatten)]
+    export: ExportArgs,
     /// Sampling interval for counter sources.
     #[arg(long, default_value = "1ms", value_parser = parse_duration)]
     interval: Nanos,
@@ -124,6 +126,20 @@ struct ServeArgs {
     /// CPU TDP in watts for the CPU model.
     #[arg(long)]
     cpu_tdp: Option<f64>,
+}
+
+/// How the Prometheus exporter guards the readings it serves (CVE-2020-8694).
+#[derive(clap::Args, Debug)]
+struct ExportArgs {
+    /// How often the values served at /metrics change (a snapshot per interval, whatever the
+    /// sampling interval); shorter than 1s lets whoever can reach the exporter sample the
+    /// energy counters that fast, a side channel (CVE-2020-8694): ea2p warns.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    export_interval: Nanos,
+    /// Require `Authorization: Bearer TOKEN`, TOKEN read from FILE (not readable by every
+    /// user; Prometheus: `authorization: {credentials_file: FILE}`); others get 401.
+    #[arg(long, value_name = "FILE")]
+    prometheus_token_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -157,6 +173,8 @@ struct RunArgs {
     /// under /metrics while CMD runs.
     #[arg(long, value_name = "ADDR")]
     prometheus: Option<String>,
+    #[command(flatten)]
+    export: ExportArgs,
     /// Allow running CMD as root when ea2p itself runs as root.
     #[arg(long)]
     allow_root: bool,
@@ -285,6 +303,7 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     let exporter = match &args.prometheus {
         Some(addr) => Some(start_exporter(
             addr,
+            &args.export,
             &monitor,
             &hostname,
             placement.as_ref(),
@@ -357,6 +376,7 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
 
 fn start_exporter(
     addr: &str,
+    export: &ExportArgs,
     monitor: &Monitor,
     hostname: &str,
     placement: Option<&launcher::Placement>,
@@ -367,8 +387,20 @@ fn start_exporter(
     if let Some(p) = placement {
         labels.push(("rank".to_string(), p.rank.to_string()));
     }
-    let exporter =
-        Exporter::start(addr, monitor.handle(), labels).map_err(|e| anyhow::anyhow!(e))?;
+    let token = match &export.prometheus_token_file {
+        Some(f) => Some(ea2p::prometheus::Token::from_file(f)?),
+        None => None,
+    };
+    let options = ExporterOptions {
+        addr,
+        labels,
+        interval: Duration::from_nanos(export.export_interval),
+        token,
+    };
+    for w in options.warnings() {
+        eprintln!("ea2p: {w}");
+    }
+    let exporter = Exporter::start(options, monitor.handle()).map_err(|e| anyhow::anyhow!(e))?;
     eprintln!(
         "ea2p: Prometheus metrics at http://{}/metrics",
         exporter.local_addr()
@@ -395,7 +427,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
     for n in monitor.notes() {
         eprintln!("ea2p: {n}");
     }
-    let exporter = start_exporter(&args.prometheus, &monitor, &hostname, None)?;
+    let exporter = start_exporter(&args.prometheus, &args.export, &monitor, &hostname, None)?;
     while signal.load(Ordering::Relaxed) == 0 {
         std::thread::sleep(Duration::from_millis(50));
     }
