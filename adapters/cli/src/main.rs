@@ -290,6 +290,10 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
             }
         );
     }
+    // Checked before the profile is created: a refused token file leaves no file behind.
+    let exporter_options = (args.prometheus.as_deref())
+        .map(|a| exporter_options(a, &args.export, &hostname, placement.as_ref()))
+        .transpose()?;
     // Discovery happens before the command starts, so that its cost is not billed to the run.
     let monitor = Monitor::start(MonitorOptions {
         discover: discover_options(cli, devices, args.cpu_tdp),
@@ -300,16 +304,9 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         rank: placement.as_ref().map(|p| (p.rank, p.world_size)),
         hostname: Some(hostname.clone()),
     })?;
-    let exporter = match &args.prometheus {
-        Some(addr) => Some(start_exporter(
-            addr,
-            &args.export,
-            &monitor,
-            &hostname,
-            placement.as_ref(),
-        )?),
-        None => None,
-    };
+    let exporter = exporter_options
+        .map(|o| start_exporter(o, &monitor))
+        .transpose()?;
     let regions = match RegionFifo::start(monitor.handle()) {
         Ok(r) => Some(r),
         Err(e) => {
@@ -374,13 +371,14 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
-fn start_exporter(
+/// The exporter's address, labels, interval and token (read and checked now), with its warnings
+/// printed.
+fn exporter_options(
     addr: &str,
     export: &ExportArgs,
-    monitor: &Monitor,
     hostname: &str,
     placement: Option<&launcher::Placement>,
-) -> Result<Exporter> {
+) -> Result<ExporterOptions> {
     let addr =
         ea2p::prometheus::parse_addr(addr).map_err(|e| anyhow::anyhow!("--prometheus: {e}"))?;
     let mut labels = vec![("host".to_string(), hostname.to_string())];
@@ -400,6 +398,10 @@ fn start_exporter(
     for w in options.warnings() {
         eprintln!("ea2p: {w}");
     }
+    Ok(options)
+}
+
+fn start_exporter(options: ExporterOptions, monitor: &Monitor) -> Result<Exporter> {
     let exporter = Exporter::start(options, monitor.handle()).map_err(|e| anyhow::anyhow!(e))?;
     eprintln!(
         "ea2p: Prometheus metrics at http://{}/metrics",
@@ -416,6 +418,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
     }
     let env = |k: &str| std::env::var(k).ok();
     let hostname = launcher::hostname(&cli.procfs_root, env);
+    let exporter_options = exporter_options(&args.prometheus, &args.export, &hostname, None)?;
     let monitor = Monitor::start(MonitorOptions {
         discover: discover_options(cli, args.devices.clone(), args.cpu_tdp),
         interval: args.interval,
@@ -427,7 +430,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
     for n in monitor.notes() {
         eprintln!("ea2p: {n}");
     }
-    let exporter = start_exporter(&args.prometheus, &args.export, &monitor, &hostname, None)?;
+    let exporter = start_exporter(exporter_options, &monitor)?;
     while signal.load(Ordering::Relaxed) == 0 {
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -448,11 +448,14 @@ fn a_token_file_others_can_read_is_refused() {
     let rapl = rapl();
     let tmp = tempfile::tempdir().unwrap();
     let (file, _) = token_file(tmp.path(), 0o644);
+    let profile = tmp.path().join("p.ea2p");
     let out = Command::new(env!("CARGO_BIN_EXE_ea2p"))
         .env("EA2P_SYSFS_ROOT", rapl.root())
         .args(["serve", "--devices", "cpu", "--prometheus", "127.0.0.1:0"])
         .arg("--prometheus-token-file")
         .arg(&file)
+        .arg("-o")
+        .arg(&profile)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -463,6 +466,7 @@ fn a_token_file_others_can_read_is_refused() {
         "{stderr}"
     );
     assert!(!stderr.contains("http://"), "it served: {stderr}");
+    assert!(!profile.exists(), "refused before the profile was created");
     rapl.stop();
 }
 
