@@ -10,8 +10,8 @@
 //! path cannot be swapped between the checks and the writes.
 //!
 //! Refused, because root writing through them could hand someone else's file to a user: a final
-//! path component that is a symbolic link to a regular file (a link to a pipe or a terminal, such
-//! as `/dev/stdout`, is written as it is), an existing file that belongs to neither this user nor
+//! path component that is a symbolic link to a regular file (a link to a pipe, a terminal or this
+//! process' own output, such as `/dev/stdout`, is written as it is), an existing file that belongs to neither this user nor
 //! the sudo user, and a file with other hard links. Pipes, terminals and `/dev/null` are written
 //! without changing their mode: their permissions are not ea2p's to change.
 
@@ -174,17 +174,26 @@ pub fn create_for(path: &Path, to: Recipient) -> Result<File, PrivateFileError> 
 }
 
 /// The path is a symbolic link: followed only to something that is not a regular file
-/// (`/dev/stdout` to a pipe or a terminal).
+/// (`/dev/stdout` to a pipe or a terminal), or to this process' own standard output or error
+/// (`--json /dev/stdout > out.json`: the file the caller's shell opened), written as it is.
 fn open_link(path: &Path) -> Result<File, PrivateFileError> {
     let file = OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
         .open(path)
         .map_err(|_| PrivateFileError::Symlink)?;
-    if file.metadata()?.file_type().is_file() {
+    let meta = file.metadata()?;
+    if meta.file_type().is_file() && !is_own_output(&meta) {
         return Err(PrivateFileError::Symlink);
     }
     Ok(file)
+}
+
+/// True when `meta` is the file behind this process' stdout or stderr.
+fn is_own_output(meta: &std::fs::Metadata) -> bool {
+    ["/proc/self/fd/1", "/proc/self/fd/2"].iter().any(|fd| {
+        std::fs::metadata(fd).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
+    })
 }
 
 /// Writes `bytes` to `path` through [`create`].

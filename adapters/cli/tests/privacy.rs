@@ -201,6 +201,30 @@ fn a_symlink_to_a_file_is_refused_as_an_output() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("symbolic link"), "{stderr}");
     assert_eq!(fs::read_to_string(&target).unwrap(), "keep");
+
+    // `--json /dev/stdout > F`: the link leads to ea2p's own output, which the caller opened.
+    let redirected = tmp.path().join("stdout.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_ea2p"))
+        .env("EA2P_SYSFS_ROOT", rapl.root())
+        .args([
+            "run",
+            "--allow-root",
+            "--devices",
+            "cpu",
+            "--json",
+            "/dev/stdout",
+        ])
+        .args(["--", "true"])
+        .stdout(fs::File::create(&redirected).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(&redirected).unwrap()).unwrap();
+    assert!(v["components"].is_array(), "{v}");
     rapl.stop();
 }
 
@@ -339,7 +363,7 @@ fn scrapes_see_one_value_per_export_interval() {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    assert!(scrapes >= 10, "only {scrapes} scrapes in 50 ms");
+    assert!(scrapes >= 5, "only {scrapes} scrapes in 50 ms");
     assert!(seen.len() <= 2, "{} distinct values: {seen:?}", seen.len());
     // After the interval, a new one, at least an interval later.
     std::thread::sleep(Duration::from_millis(1100));
