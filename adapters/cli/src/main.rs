@@ -23,9 +23,9 @@ macro_rules! files_help {
     () => {
         "Files: profiles and the JSON, CSV and SVG made from them are created mode 0600 (energy \
          readings are a side channel, CVE-2020-8694, which is why energy_uj is root-only); under \
-         sudo they are given to the user who ran sudo (SUDO_UID/SUDO_GID). A symbolic link to a file (other than \
-         ea2p's own output: /dev/stdout), a file with other hard links or another user's file is \
-         refused as an output."
+         sudo they are given to the user who ran sudo (SUDO_UID/SUDO_GID). Refused as outputs: a \
+         symbolic link to a file (other than ea2p's own output: /dev/stdout), a file with other \
+         hard links, another user's file."
     };
 }
 
