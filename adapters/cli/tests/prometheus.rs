@@ -1,7 +1,7 @@
 //! `ea2p serve --prometheus` scraped by a real Prometheus server (Debian's `prometheus`,
 //! installed by .ci/run) on loopback, with a bearer token from a file as Prometheus' own scrape
 //! configs give it (`authorization: credentials_file:`): a PromQL `rate()` over the energy
-//! counter must give the fake tree's power within 5 %, through the exporter's 1 s snapshots.
+//! counter must give the fake tree's power within 1 %, through the exporter's 1 s snapshots.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -119,10 +119,12 @@ fn a_real_prometheus_scrapes_the_power_of_the_fake_tree() {
     );
 
     let series = "ea2p_energy_joules_total{component=\"package-0\"}";
-    let ask = |q: &str| -> Option<(f64, String)> {
+    // A PromQL query, evaluated now or at a time (Unix seconds).
+    let ask = |q: &str, at: Option<f64>| -> Option<(f64, String)> {
+        let time = at.map_or(String::new(), |t| format!("&time={t:.3}"));
         let body = http_get(
             prom_port,
-            &format!("/api/v1/query?query={}", percent_encode(q)),
+            &format!("/api/v1/query?query={}{time}", percent_encode(q)),
             None,
         )?;
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
@@ -133,21 +135,24 @@ fn a_real_prometheus_scrapes_the_power_of_the_fake_tree() {
         Some((x, body))
     };
     let started = Instant::now();
-    // Wait until the 5 s window is full of samples (Prometheus takes a few seconds to start);
-    // they carry the exporter's snapshot times, one a second, so 4 or 5 fall in a 5 s window.
+    // Wait until there are samples from before the 5 s window too (Prometheus takes a few
+    // seconds to start); they carry the exporter's snapshot times, one a second.
     loop {
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "Prometheus did not scrape the exporter 4 times within 60 s"
+            "Prometheus did not scrape the exporter 7 times within 60 s"
         );
         std::thread::sleep(Duration::from_secs(1));
-        if ask(&format!("count_over_time({series}[5s])")).is_some_and(|(n, _)| n >= 4.0) {
+        if ask(&format!("count_over_time({series}[10s])"), None).is_some_and(|(n, _)| n >= 7.0) {
             break;
         }
     }
-    let (watts, last) = ask(&format!("rate({series}[5s])")).expect("a rate");
+    // Evaluated at the latest sample's time, the window ends on a sample: rate() does not
+    // extrapolate over the up to one second by which a snapshot is older than its scrape.
+    let (t_last, _) = ask(&format!("timestamp({series})"), None).expect("a sample time");
+    let (watts, last) = ask(&format!("rate({series}[5s])"), Some(t_last)).expect("a rate");
     assert!(
-        (watts - WATTS).abs() < 0.05 * WATTS,
+        (watts - WATTS).abs() < 0.01 * WATTS,
         "Prometheus says {watts} W, the tree draws {WATTS} W ({last})"
     );
     rapl.stop();
