@@ -4,15 +4,16 @@
 //! Since Linux 5.10 `energy_uj` is readable by root only: fine-grained energy readings are a
 //! side channel (PLATYPUS, CVE-2020-8694) that recovers secrets such as AES keys. ea2p run as root
 //! must not hand them to every local user through a file its umask made 0644. So every output is
-//! opened with mode 0600 and then narrowed with `fchmod` (an existing file is narrowed too, and
-//! the umask cannot widen it); under `sudo` it is given (`fchown`) to the user who ran sudo
-//! (`SUDO_UID`/`SUDO_GID`), who asked for it. Everything is done on the open descriptor, so the
-//! path cannot be swapped between the checks and the writes.
+//! opened with mode 0600 and set to it with `fchmod` (the umask cannot widen it); an existing
+//! file that others could read is replaced by a new one, since narrowing it would not close a
+//! descriptor someone opened while it was readable. Under `sudo` the file is given (`fchown`) to
+//! the user who ran sudo (`SUDO_UID`/`SUDO_GID`), who asked for it. Checks and changes are made
+//! on the open descriptor, so the path cannot be swapped between them and the writes.
 //!
 //! Refused, because root writing through them could hand someone else's file to a user: a final
 //! path component that is a symbolic link to a regular file (a link to a pipe, a terminal or this
-//! process' own output, such as `/dev/stdout`, is written as it is), an existing file that belongs to neither this user nor
-//! the sudo user, and a file with other hard links. Pipes, terminals and `/dev/null` are written
+//! process' own output, such as `/dev/stdout`, is written as it is), an existing file that
+//! belongs to neither this user nor the sudo user, and a file with other hard links. Pipes, terminals and `/dev/null` are written
 //! without changing their mode: their permissions are not ea2p's to change.
 
 use std::fs::{File, OpenOptions, Permissions};
@@ -165,6 +166,20 @@ pub fn create_for(path: &Path, to: Recipient) -> Result<File, PrivateFileError> 
     if meta.nlink() > 1 {
         return Err(PrivateFileError::HardLinks(meta.nlink()));
     }
+    let file = if meta.mode() & 0o077 != 0 {
+        // Readable by others until now: someone may hold it open, and narrowing the mode does
+        // not close their descriptor. A new file under the same name is one nobody holds.
+        drop(file);
+        std::fs::remove_file(path)?;
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(MODE)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_CLOEXEC)
+            .open(path)?
+    } else {
+        file
+    };
     file.set_permissions(Permissions::from_mode(MODE))?;
     file.set_len(0)?;
     if to.handed_over {
@@ -275,13 +290,19 @@ mod tests {
         let old = dir.path().join("old.json");
         std::fs::write(&old, "previous content").unwrap();
         std::fs::set_permissions(&old, Permissions::from_mode(0o644)).unwrap();
+        // Someone who opened it while it was 0644 does not see what is written now.
+        let mut reader = File::open(&old).unwrap();
         create_for(&old, me()).unwrap().write_all(b"y").unwrap();
         assert_eq!(mode(&old), 0o600);
-        assert_eq!(
-            std::fs::read(&old).unwrap(),
-            b"y",
-            "truncated, then written"
-        );
+        assert_eq!(std::fs::read(&old).unwrap(), b"y", "emptied, then written");
+        let mut seen = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut seen).unwrap();
+        assert_eq!(seen, "previous content");
+        // A private file of ours is rewritten in place.
+        let ino = std::fs::metadata(&old).unwrap().ino();
+        create_for(&old, me()).unwrap().write_all(b"z").unwrap();
+        assert_eq!(std::fs::metadata(&old).unwrap().ino(), ino);
+        assert_eq!(std::fs::read(&old).unwrap(), b"z");
     }
 
     #[test]
