@@ -365,6 +365,10 @@ fn scrapes_see_one_value_per_export_interval() {
     }
     assert!(scrapes >= 5, "only {scrapes} scrapes in 50 ms");
     assert!(seen.len() <= 2, "{} distinct values: {seen:?}", seen.len());
+    // Two values seen there are two snapshots an interval apart (one each side of a boundary).
+    for w in seen.windows(2) {
+        assert!(w[1].1 - w[0].1 >= 0.999, "{seen:?}");
+    }
     // After the interval, a new one, at least an interval later.
     std::thread::sleep(Duration::from_millis(1100));
     let (_, body) = get(s.port, "/metrics", None);
