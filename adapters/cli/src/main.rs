@@ -4,7 +4,8 @@
 //! The sampling is the library's [`ea2p::Monitor`]; this file is the command line around it:
 //! spawning the command, forwarding signals, the `EA2P_REGIONS` FIFO, and the outputs.
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -295,6 +296,7 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     let exporter_options = (args.prometheus.as_deref())
         .map(|a| exporter_options(a, &args.export, &hostname, placement.as_ref()))
         .transpose()?;
+    let json = open_summary(args.json.as_deref())?;
     // Discovery happens before the command starts, so that its cost is not billed to the run.
     let monitor = Monitor::start(MonitorOptions {
         discover: discover_options(cli, devices, args.cpu_tdp),
@@ -361,10 +363,10 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
             ),
         }
     }
-    if let Some(p) = &args.json {
+    if let Some((p, mut f)) = json {
         // A failed summary file is reported, but the command's exit code still wins.
         let text = serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n";
-        if let Err(e) = ea2p::private_file::write(p, text.as_bytes()) {
+        if let Err(e) = f.write_all(text.as_bytes()) {
             eprintln!("ea2p: cannot write the summary {}: {e}", p.display());
         }
     }
@@ -402,6 +404,17 @@ fn exporter_options(
     Ok(options)
 }
 
+/// `--json`, opened (mode 0600, see `ea2p::private_file`) before the work starts, so that a
+/// refused path is known before a long run, not after it.
+fn open_summary(path: Option<&Path>) -> Result<Option<(PathBuf, std::fs::File)>> {
+    path.map(|p| {
+        ea2p::private_file::create(p)
+            .map(|f| (p.to_path_buf(), f))
+            .with_context(|| format!("cannot create the summary {}", p.display()))
+    })
+    .transpose()
+}
+
 fn start_exporter(options: ExporterOptions, monitor: &Monitor) -> Result<Exporter> {
     let exporter = Exporter::start(options, monitor.handle()).map_err(|e| anyhow::anyhow!(e))?;
     eprintln!(
@@ -420,6 +433,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
     let env = |k: &str| std::env::var(k).ok();
     let hostname = launcher::hostname(&cli.procfs_root, env);
     let exporter_options = exporter_options(&args.prometheus, &args.export, &hostname, None)?;
+    let json = open_summary(args.json.as_deref())?;
     let monitor = Monitor::start(MonitorOptions {
         discover: discover_options(cli, args.devices.clone(), args.cpu_tdp),
         interval: args.interval,
@@ -441,9 +455,9 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
     if let Some(p) = profile {
         eprintln!("profile: {} ({} frames)", p.path.display(), p.frames);
     }
-    if let Some(p) = &args.json {
+    if let Some((p, mut f)) = json {
         let text = serde_json::to_string_pretty(&summary)? + "\n";
-        ea2p::private_file::write(p, text.as_bytes())
+        f.write_all(text.as_bytes())
             .with_context(|| format!("cannot write the summary {}", p.display()))?;
     }
     Ok(ExitCode::SUCCESS)

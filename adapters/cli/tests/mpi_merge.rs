@@ -43,7 +43,10 @@ fn two_nodes_under_mpirun_merge_to_the_truth() {
         env!("CARGO_BIN_EXE_ea2p"),
         profile.display()
     );
-    let out = mpirun(tmp.path()).args(["sh", "-c", &script]).output().unwrap();
+    let out = mpirun(tmp.path())
+        .args(["sh", "-c", &script])
+        .output()
+        .unwrap();
     node0.stop();
     node1.stop();
     let stderr = String::from_utf8_lossy(&out.stderr);
