@@ -124,10 +124,13 @@ impl Recipient {
 
     /// This process' recipient.
     pub fn current() -> Result<Recipient, PrivateFileError> {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let euid = unsafe { libc::geteuid() };
-        Recipient::from_env(euid, |k| std::env::var(k).ok())
+        Recipient::from_env(geteuid(), |k| std::env::var(k).ok())
     }
+}
+
+fn geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// Creates (or truncates) `path` for writing readings: mode 0600 whatever the umask, owned by
@@ -138,8 +141,7 @@ pub fn create(path: &Path) -> Result<File, PrivateFileError> {
 
 /// [`create`] for an explicit recipient.
 pub fn create_for(path: &Path, to: Recipient) -> Result<File, PrivateFileError> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = geteuid();
     // No O_TRUNC: an existing file is emptied only once it passed the checks below.
     let opened = OpenOptions::new()
         .write(true)
@@ -253,7 +255,7 @@ mod tests {
     }
 
     fn me() -> Recipient {
-        Recipient::from_env(unsafe { libc::geteuid() }, |_| None).unwrap()
+        Recipient::from_env(geteuid(), |_| None).unwrap()
     }
 
     fn mode(p: &Path) -> u32 {
@@ -335,8 +337,7 @@ mod tests {
             gid: None,
             handed_over: false,
         };
-        let euid = unsafe { libc::geteuid() };
-        if euid == 0 {
+        if geteuid() == 0 {
             std::os::unix::fs::chown(&target, Some(4343), None).unwrap();
             let e = create_for(&target, other).unwrap_err();
             assert!(e.to_string().contains("belongs to uid 4343"), "{e}");
