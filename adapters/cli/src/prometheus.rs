@@ -29,6 +29,10 @@ pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// The shortest bearer token accepted (`openssl rand -hex 32` gives 64 characters).
 pub const MIN_TOKEN_LEN: usize = 16;
 
+/// Until a first reading, the (empty) snapshot is retaken this often, so that the series appear
+/// as soon as there is something to serve rather than an export interval later.
+const FIRST_READING_POLL: Duration = Duration::from_millis(5);
+
 /// Token files are read up to this size.
 const MAX_TOKEN_FILE: u64 = 4096;
 
@@ -297,6 +301,8 @@ struct Snapshot {
     t_s: f64,
     energies: Vec<f64>,
     text: String,
+    /// No component read yet: no series, no value.
+    empty: bool,
 }
 
 impl Snapshot {
@@ -311,7 +317,9 @@ impl Snapshot {
         let unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let (t0, e0) = previous.map_or((0.0, None), |p| (p.t_s, Some(&p.energies)));
+        let (t0, e0) = previous
+            .filter(|p| !p.empty)
+            .map_or((0.0, None), |p| (p.t_s, Some(&p.energies)));
         for (i, c) in comps.iter_mut().enumerate() {
             let before = e0.and_then(|e| e.get(i)).copied().unwrap_or(0.0);
             c.power_w = if t_s > t0 {
@@ -325,6 +333,7 @@ impl Snapshot {
             t_s,
             energies: comps.iter().map(|c| c.energy_j).collect(),
             text: render(t_s, Some(unix_ms), &comps, labels),
+            empty: !comps.iter().any(|c| c.read),
         }
     }
 }
@@ -394,15 +403,21 @@ fn serve(
 ) {
     let mut snapshot = Snapshot::take(monitor, None, &options.labels);
     while !stop.load(Ordering::Relaxed) {
-        let due = snapshot.taken + options.interval;
+        let interval = if snapshot.empty {
+            FIRST_READING_POLL
+        } else {
+            options.interval
+        };
+        let due = snapshot.taken + interval;
         // Failed accepts come back as errors; the next request is unaffected.
         if let Ok(Some(request)) =
             server.recv_timeout(due.saturating_duration_since(Instant::now()))
         {
             respond(request, &snapshot.text, options.token.as_ref());
         }
-        // Relative to the last snapshot: two are never closer than the interval.
-        if snapshot.taken.elapsed() >= options.interval {
+        // Relative to the last snapshot: two that hold values are never closer than the
+        // interval.
+        if snapshot.taken.elapsed() >= interval {
             snapshot = Snapshot::take(monitor, Some(&snapshot), &options.labels);
         }
     }

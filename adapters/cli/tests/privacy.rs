@@ -311,6 +311,22 @@ fn serve(rapl: &FakeRapl, addr: &str, extra: &[&str]) -> Serve {
     }
 }
 
+/// The first /metrics body that has the package's series (the sampler's first reading comes
+/// milliseconds after the exporter starts).
+fn first_metrics(port: u16, authorization: Option<&str>) -> (u16, String) {
+    let started = Instant::now();
+    loop {
+        let (status, body) = get(port, "/metrics", authorization);
+        if status != 200
+            || body.contains("ea2p_energy_joules_total{component=\"package-0\"")
+            || started.elapsed() > Duration::from_secs(5)
+        {
+            return (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// GET `path` with an optional `Authorization` value: status and body.
 fn get(port: u16, path: &str, authorization: Option<&str>) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -354,6 +370,10 @@ fn scrapes_see_one_value_per_export_interval() {
         "{:?}",
         s.stderr
     );
+    // Served from the first reading on, not an export interval later.
+    let (_, body) = first_metrics(s.port, None);
+    let (_, t_first) = package_total(&body);
+    assert!(t_first < 0.5, "first values at {t_first} s");
     // Let the sampler run, so that the counter moves between any two readings.
     std::thread::sleep(Duration::from_millis(300));
     // A tight loop for 50 ms, 2 ms apart: at most two totals (one snapshot boundary).
@@ -428,6 +448,7 @@ fn a_shorter_export_interval_needs_the_flag_and_is_warned_about() {
         warning.contains("--export-interval 100ms") && warning.contains("CVE-2020-8694"),
         "{warning}"
     );
+    first_metrics(s.port, None);
     let started = Instant::now();
     let mut times: Vec<f64> = Vec::new();
     while started.elapsed() < Duration::from_millis(600) {
@@ -472,7 +493,7 @@ fn with_a_token_file_only_the_bearer_gets_the_metrics() {
     assert_eq!(get(s.port, "/metrics", Some(&wrong)).0, 401);
     assert_eq!(get(s.port, "/metrics", Some(&token)).0, 401, "no scheme");
     assert_eq!(get(s.port, "/", None).0, 401);
-    let (status, body) = get(s.port, "/metrics", Some(&format!("Bearer {token}")));
+    let (status, body) = first_metrics(s.port, Some(&format!("Bearer {token}")));
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("ea2p_energy_joules_total{component=\"package-0\""));
     rapl.stop();
