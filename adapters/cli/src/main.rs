@@ -293,7 +293,9 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         );
     }
     // Checked before the profile is created: a refused token file leaves no file behind.
-    let exporter_options = (args.prometheus.as_deref())
+    let exporter_options = args
+        .prometheus
+        .as_deref()
         .map(|a| exporter_options(a, &args.export, &hostname, placement.as_ref()))
         .transpose()?;
     let json = open_summary(args.json.as_deref())?;
