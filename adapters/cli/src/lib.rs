@@ -20,6 +20,7 @@ pub mod discover;
 pub mod launcher;
 pub mod merge;
 pub mod monitor;
+pub mod private_file;
 pub mod prometheus;
 pub mod regions;
 pub mod report;

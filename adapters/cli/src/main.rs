@@ -4,7 +4,8 @@
 //! The sampling is the library's [`ea2p::Monitor`]; this file is the command line around it:
 //! spawning the command, forwarding signals, the `EA2P_REGIONS` FIFO, and the outputs.
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,18 +13,33 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use ea2p::prometheus::Exporter;
+use ea2p::prometheus::{Exporter, ExporterOptions};
 use ea2p::regions::{RegionFifo, ENV_VAR as REGIONS_ENV};
 use ea2p::{launcher, Devices, DiscoverOptions, GpuPick, Monitor, MonitorOptions};
 use ea2p_core::metrics::DEFAULT_CARBON_INTENSITY_G_PER_KWH;
 use ea2p_core::units::Nanos;
+
+/// What `--help` says about the output files (top level, and run, serve, report, merge).
+macro_rules! files_help {
+    () => {
+        "Files: profiles and the JSON, CSV and SVG made from them are created mode 0600 (energy \
+         readings are a side channel, CVE-2020-8694, which is why energy_uj is root-only); under \
+         sudo they are given to the user who ran sudo (SUDO_UID/SUDO_GID). Refused as outputs: a \
+         symbolic link to a file (other than ea2p's own output: /dev/stdout), a file with other \
+         hard links, another user's file."
+    };
+}
 
 #[derive(Parser, Debug)]
 #[command(
     name = "ea2p",
     version,
     about = "Measure the energy of a command, per component (CPU packages, DRAM, GPUs), from the hardware's energy counters, or from models where there is no sensor.",
-    after_help = "Examples:\n  ea2p sources\n  ea2p run -o train.ea2p --json train.json -- python train.py\n  ea2p run --devices cpu,gpu:0,2 -- ./bench\n  ea2p report train.ea2p"
+    after_help = concat!(
+        files_help!(),
+        "\n\n",
+        "Examples:\n  ea2p sources\n  ea2p run -o train.ea2p --json train.json -- python train.py\n  ea2p run --devices cpu,gpu:0,2 -- ./bench\n  ea2p report train.ea2p"
+    )
 )]
 struct Cli {
     /// Root of the sysfs tree (for containers with /sys mounted elsewhere, and tests).
@@ -42,12 +58,15 @@ enum Cmd {
     ///
     /// CMD gets EA2P_REGIONS, the path of a FIFO where it may write lines `begin NAME` and
     /// `end NAME` to measure regions (epochs, phases); regions may nest and overlap.
+    #[command(after_help = files_help!())]
     Run(RunArgs),
     /// Measure the whole machine with no command until SIGINT/SIGTERM, serving live metrics for
     /// Prometheus; then print the summary.
+    #[command(after_help = files_help!())]
     Serve(ServeArgs),
     /// Merge the profiles of the ranks of a parallel job (srun, mpirun): per rank, per node and
     /// in total.
+    #[command(after_help = files_help!())]
     Merge {
         /// Profiles written by `ea2p run -o` under the launcher (one per rank).
         #[arg(required = true)]
@@ -60,6 +79,7 @@ enum Cmd {
     Sources(SourceArgs),
     /// Re-read a profile file (a damaged or cut one too): summary, regions at their exact
     /// boundaries, time without readings, what damaged bytes cost; JSON, CSV timeline, SVG plot.
+    #[command(after_help = files_help!())]
     Report {
         /// The profile written by `ea2p run -o`.
         file: PathBuf,
@@ -91,6 +111,8 @@ struct ServeArgs {
     /// Where to serve /metrics: PORT or :PORT (127.0.0.1:PORT), or HOST:PORT.
     #[arg(long, value_name = "ADDR", default_value = "9464")]
     prometheus: String,
+    #[command(flatten)]
+    export: ExportArgs,
     /// Sampling interval for counter sources.
     #[arg(long, default_value = "1ms", value_parser = parse_duration)]
     interval: Nanos,
@@ -106,6 +128,20 @@ struct ServeArgs {
     /// CPU TDP in watts for the CPU model.
     #[arg(long)]
     cpu_tdp: Option<f64>,
+}
+
+/// How the Prometheus exporter guards the readings it serves (CVE-2020-8694).
+#[derive(clap::Args, Debug)]
+struct ExportArgs {
+    /// How often the values served at /metrics change (a snapshot per interval, whatever the
+    /// sampling interval); shorter than 1s lets whoever can reach the exporter sample the
+    /// energy counters that fast, a side channel (CVE-2020-8694): ea2p warns.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    export_interval: Nanos,
+    /// Require `Authorization: Bearer TOKEN`, TOKEN read from FILE (not readable by every
+    /// user; Prometheus: `authorization: {credentials_file: FILE}`); others get 401.
+    #[arg(long, value_name = "FILE")]
+    prometheus_token_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -139,6 +175,8 @@ struct RunArgs {
     /// under /metrics while CMD runs.
     #[arg(long, value_name = "ADDR")]
     prometheus: Option<String>,
+    #[command(flatten)]
+    export: ExportArgs,
     /// Allow running CMD as root when ea2p itself runs as root.
     #[arg(long)]
     allow_root: bool,
@@ -254,6 +292,13 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
             }
         );
     }
+    // Checked before the profile is created: a refused token file leaves no file behind.
+    let exporter_options = args
+        .prometheus
+        .as_deref()
+        .map(|a| exporter_options(a, &args.export, &hostname, placement.as_ref()))
+        .transpose()?;
+    let json = open_summary(args.json.as_deref())?;
     // Discovery happens before the command starts, so that its cost is not billed to the run.
     let monitor = Monitor::start(MonitorOptions {
         discover: discover_options(cli, devices, args.cpu_tdp),
@@ -264,15 +309,9 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         rank: placement.as_ref().map(|p| (p.rank, p.world_size)),
         hostname: Some(hostname.clone()),
     })?;
-    let exporter = match &args.prometheus {
-        Some(addr) => Some(start_exporter(
-            addr,
-            &monitor,
-            &hostname,
-            placement.as_ref(),
-        )?),
-        None => None,
-    };
+    let exporter = exporter_options
+        .map(|o| start_exporter(o, &monitor))
+        .transpose()?;
     let regions = match RegionFifo::start(monitor.handle()) {
         Ok(r) => Some(r),
         Err(e) => {
@@ -326,10 +365,10 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
             ),
         }
     }
-    if let Some(p) = &args.json {
+    if let Some((p, mut f)) = json {
         // A failed summary file is reported, but the command's exit code still wins.
         let text = serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n";
-        if let Err(e) = std::fs::write(p, text) {
+        if let Err(e) = f.write_all(text.as_bytes()) {
             eprintln!("ea2p: cannot write the summary {}: {e}", p.display());
         }
     }
@@ -337,20 +376,49 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
-fn start_exporter(
+/// The exporter's address, labels, interval and token (read and checked now), with its warnings
+/// printed.
+fn exporter_options(
     addr: &str,
-    monitor: &Monitor,
+    export: &ExportArgs,
     hostname: &str,
     placement: Option<&launcher::Placement>,
-) -> Result<Exporter> {
+) -> Result<ExporterOptions> {
     let addr =
         ea2p::prometheus::parse_addr(addr).map_err(|e| anyhow::anyhow!("--prometheus: {e}"))?;
     let mut labels = vec![("host".to_string(), hostname.to_string())];
     if let Some(p) = placement {
         labels.push(("rank".to_string(), p.rank.to_string()));
     }
-    let exporter =
-        Exporter::start(addr, monitor.handle(), labels).map_err(|e| anyhow::anyhow!(e))?;
+    let token = match &export.prometheus_token_file {
+        Some(f) => Some(ea2p::prometheus::Token::from_file(f)?),
+        None => None,
+    };
+    let options = ExporterOptions {
+        addr,
+        labels,
+        interval: Duration::from_nanos(export.export_interval),
+        token,
+    };
+    for w in options.warnings() {
+        eprintln!("ea2p: {w}");
+    }
+    Ok(options)
+}
+
+/// `--json`, opened (mode 0600, see `ea2p::private_file`) before the work starts, so that a
+/// refused path is known before a long run, not after it.
+fn open_summary(path: Option<&Path>) -> Result<Option<(PathBuf, std::fs::File)>> {
+    path.map(|p| {
+        ea2p::private_file::create(p)
+            .map(|f| (p.to_path_buf(), f))
+            .with_context(|| format!("cannot create the summary {}", p.display()))
+    })
+    .transpose()
+}
+
+fn start_exporter(options: ExporterOptions, monitor: &Monitor) -> Result<Exporter> {
+    let exporter = Exporter::start(options, monitor.handle()).map_err(|e| anyhow::anyhow!(e))?;
     eprintln!(
         "ea2p: Prometheus metrics at http://{}/metrics",
         exporter.local_addr()
@@ -366,6 +434,8 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
     }
     let env = |k: &str| std::env::var(k).ok();
     let hostname = launcher::hostname(&cli.procfs_root, env);
+    let exporter_options = exporter_options(&args.prometheus, &args.export, &hostname, None)?;
+    let json = open_summary(args.json.as_deref())?;
     let monitor = Monitor::start(MonitorOptions {
         discover: discover_options(cli, args.devices.clone(), args.cpu_tdp),
         interval: args.interval,
@@ -377,7 +447,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
     for n in monitor.notes() {
         eprintln!("ea2p: {n}");
     }
-    let exporter = start_exporter(&args.prometheus, &monitor, &hostname, None)?;
+    let exporter = start_exporter(exporter_options, &monitor)?;
     while signal.load(Ordering::Relaxed) == 0 {
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -387,8 +457,9 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
     if let Some(p) = profile {
         eprintln!("profile: {} ({} frames)", p.path.display(), p.frames);
     }
-    if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_string_pretty(&summary)? + "\n")
+    if let Some((p, mut f)) = json {
+        let text = serde_json::to_string_pretty(&summary)? + "\n";
+        f.write_all(text.as_bytes())
             .with_context(|| format!("cannot write the summary {}", p.display()))?;
     }
     Ok(ExitCode::SUCCESS)
@@ -418,6 +489,16 @@ fn sources(cli: &Cli, args: &SourceArgs) -> Result<()> {
     Ok(())
 }
 
+/// Profiles readable by group or others: one line each saying why that matters and the fix.
+fn warn_if_readable(files: &[PathBuf]) {
+    for w in files
+        .iter()
+        .filter_map(|f| ea2p::private_file::readable_by_others(f))
+    {
+        eprintln!("ea2p: {w}");
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.cmd {
@@ -425,6 +506,7 @@ fn main() -> ExitCode {
         Cmd::Sources(a) => sources(&cli, a).map(|()| ExitCode::SUCCESS),
         Cmd::Serve(a) => serve(&cli, a),
         Cmd::Merge { files, json } => {
+            warn_if_readable(files);
             ea2p::merge::merge_files(files, json.as_deref()).map(|text| {
                 print!("{text}");
                 ExitCode::SUCCESS
@@ -436,6 +518,7 @@ fn main() -> ExitCode {
             csv,
             plot,
         } => {
+            warn_if_readable(std::slice::from_ref(file));
             let options = ea2p::report::ReportOptions {
                 json: json.clone(),
                 csv: csv.clone(),

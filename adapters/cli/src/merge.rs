@@ -195,7 +195,8 @@ pub fn render(m: &Merged) -> String {
 pub fn merge_files(files: &[PathBuf], json: Option<&Path>) -> Result<String> {
     let m = merge(files)?;
     if let Some(p) = json {
-        std::fs::write(p, serde_json::to_string_pretty(&m)? + "\n")
+        let text = serde_json::to_string_pretty(&m)? + "\n";
+        crate::private_file::write(p, text.as_bytes())
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
     }
     Ok(render(&m))

@@ -811,12 +811,12 @@ struct Recorder {
 impl Recorder {
     fn open(path: Option<&Path>) -> Result<Self, StartError> {
         let out = match path {
-            Some(p) => Some(BufWriter::new(File::create(p).map_err(|source| {
-                StartError::Output {
+            Some(p) => Some(BufWriter::new(crate::private_file::create(p).map_err(
+                |e| StartError::Output {
                     path: p.to_path_buf(),
-                    source,
-                }
-            })?)),
+                    source: e.into(),
+                },
+            )?)),
             None => None,
         };
         Ok(Recorder {

@@ -150,7 +150,8 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
     let mut csv = match &options.csv {
         Some(p) => {
             let mut w = csv::Writer::from_writer(BufWriter::new(
-                File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+                crate::private_file::create(p)
+                    .with_context(|| format!("cannot create {}", p.display()))?,
             ));
             w.write_record(["t_s", "component", "kind", "power_w", "energy_j"])?;
             Some(w)
@@ -335,7 +336,8 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
     };
     if let Some(p) = &options.json {
         let text = serde_json::to_string_pretty(&report)? + "\n";
-        std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
+        crate::private_file::write(p, text.as_bytes())
+            .with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = &options.plot {
         plot(p, &sources, &report)?;
@@ -608,7 +610,10 @@ fn plot(path: &Path, sources: &BTreeMap<u16, SourceState>, r: &ProfileReport) ->
         .flat_map(|(_, p)| p.iter().map(|x| x.1))
         .fold(1.0f64, f64::max)
         * 1.1;
-    let root = SVGBackend::new(path, (1000, 520)).into_drawing_area();
+    // Drawn in memory, then written through private_file (SVGBackend::new would create the
+    // file with the umask's mode).
+    let mut svg = String::new();
+    let root = SVGBackend::with_string(&mut svg, (1000, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -657,5 +662,9 @@ fn plot(path: &Path, sources: &BTreeMap<u16, SourceState>, r: &ProfileReport) ->
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(chart);
+    drop(root);
+    crate::private_file::write(path, svg.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

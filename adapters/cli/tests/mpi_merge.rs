@@ -7,7 +7,9 @@ use std::process::Command;
 
 use ea2p_tests::{FakeRapl, ZoneSpec};
 
-fn mpirun() -> Command {
+/// `mpirun` with its session directory under `tmp`: the two tests run at once, and two mpiruns
+/// creating /tmp/ompi.HOST.UID together fail ("mkdir ... File exists").
+fn mpirun(tmp: &Path) -> Command {
     let bin = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"]
         .into_iter()
         .find(|p| Path::new(p).exists())
@@ -16,6 +18,7 @@ fn mpirun() -> Command {
     // Root in CI containers; more ranks than cores on a 2-core machine.
     c.args(["--allow-run-as-root", "--oversubscribe", "-np", "2"]);
     c.env("OMPI_MCA_plm_rsh_agent", "false");
+    c.env("OMPI_MCA_orte_tmpdir_base", tmp);
     c
 }
 
@@ -40,7 +43,10 @@ fn two_nodes_under_mpirun_merge_to_the_truth() {
         env!("CARGO_BIN_EXE_ea2p"),
         profile.display()
     );
-    let out = mpirun().args(["sh", "-c", &script]).output().unwrap();
+    let out = mpirun(tmp.path())
+        .args(["sh", "-c", &script])
+        .output()
+        .unwrap();
     node0.stop();
     node1.stop();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -96,7 +102,7 @@ fn two_ranks_on_one_node_count_the_node_once() {
     let node = FakeRapl::start(vec![ZoneSpec::new("intel-rapl:0", "package-0", 20.0)]);
     let tmp = tempfile::tempdir().unwrap();
     let profile = tmp.path().join("p-%h-%r.ea2p");
-    let out = mpirun()
+    let out = mpirun(tmp.path())
         .env("EA2P_SYSFS_ROOT", node.root())
         .env("EA2P_HOSTNAME", "single")
         .arg(env!("CARGO_BIN_EXE_ea2p"))

@@ -1,9 +1,11 @@
 //! `ea2p serve --prometheus` scraped by a real Prometheus server (Debian's `prometheus`,
-//! installed by .ci/run) on loopback: a PromQL `rate()` over the energy counter must give the
-//! fake tree's power within 5 %.
+//! installed by .ci/run) on loopback, with a bearer token from a file as Prometheus' own scrape
+//! configs give it (`authorization: credentials_file:`): a PromQL `rate()` over the energy
+//! counter must give the fake tree's power within 1 %, through the exporter's 1 s snapshots.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,11 +30,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// GET `path` on 127.0.0.1:`port`; the body.
-fn http_get(port: u16, path: &str) -> Option<String> {
+/// GET `path` on 127.0.0.1:`port`, with an `Authorization` header when given; the body.
+fn http_get(port: u16, path: &str, authorization: Option<&str>) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{auth}\r\n").ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
@@ -57,12 +60,18 @@ fn a_real_prometheus_scrapes_the_power_of_the_fake_tree() {
         .expect("the Prometheus server is needed for this test: apt-get install -y prometheus (.ci/run does)");
     let rapl = FakeRapl::start(vec![ZoneSpec::new("intel-rapl:0", "package-0", WATTS)]);
     let tmp = tempfile::tempdir().unwrap();
+    let token = "c0ffee4b1d2e3f405162738495a6b7c8";
+    let token_file = tmp.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     // The exporter on a free loopback port; it prints the address it bound.
     let mut serve = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_ea2p"))
             .env("EA2P_SYSFS_ROOT", rapl.root())
             .args(["serve", "--devices", "cpu", "--prometheus", "127.0.0.1:0"])
+            .arg("--prometheus-token-file")
+            .arg(&token_file)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
@@ -75,11 +84,11 @@ fn a_real_prometheus_scrapes_the_power_of_the_fake_tree() {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    let metrics = http_get(
-        exporter.rsplit(':').next().unwrap().parse().unwrap(),
-        "/metrics",
-    )
-    .expect("the exporter answers");
+    let exporter_port = exporter.rsplit(':').next().unwrap().parse().unwrap();
+    let refused = http_get(exporter_port, "/metrics", None).expect("the exporter answers");
+    assert!(refused.starts_with("unauthorized"), "{refused}");
+    let metrics = http_get(exporter_port, "/metrics", Some(&format!("Bearer {token}")))
+        .expect("the exporter answers");
     assert!(
         metrics.contains("# TYPE ea2p_energy_joules_total counter"),
         "{metrics}"
@@ -90,7 +99,8 @@ fn a_real_prometheus_scrapes_the_power_of_the_fake_tree() {
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: ea2p\n    static_configs:\n      - targets: ['{exporter}']\n"
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: ea2p\n    authorization:\n      credentials_file: {}\n    static_configs:\n      - targets: ['{exporter}']\n",
+            token_file.display()
         ),
     )
     .unwrap();
@@ -109,10 +119,13 @@ fn a_real_prometheus_scrapes_the_power_of_the_fake_tree() {
     );
 
     let series = "ea2p_energy_joules_total{component=\"package-0\"}";
-    let ask = |q: &str| -> Option<(f64, String)> {
+    // A PromQL query, evaluated now or at a time (Unix seconds).
+    let ask = |q: &str, at: Option<f64>| -> Option<(f64, String)> {
+        let time = at.map_or(String::new(), |t| format!("&time={t:.3}"));
         let body = http_get(
             prom_port,
-            &format!("/api/v1/query?query={}", percent_encode(q)),
+            &format!("/api/v1/query?query={}{time}", percent_encode(q)),
+            None,
         )?;
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
         let x = v["data"]["result"][0]["value"][1]
@@ -122,20 +135,24 @@ fn a_real_prometheus_scrapes_the_power_of_the_fake_tree() {
         Some((x, body))
     };
     let started = Instant::now();
-    // Wait until the 5 s window is full of scrapes (Prometheus takes a few seconds to start).
+    // Wait until there are samples from before the 5 s window too (Prometheus takes a few
+    // seconds to start); they carry the exporter's snapshot times, one a second.
     loop {
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "Prometheus did not scrape the exporter 5 times within 60 s"
+            "Prometheus did not scrape the exporter 7 times within 60 s"
         );
         std::thread::sleep(Duration::from_secs(1));
-        if ask(&format!("count_over_time({series}[5s])")).is_some_and(|(n, _)| n >= 5.0) {
+        if ask(&format!("count_over_time({series}[10s])"), None).is_some_and(|(n, _)| n >= 7.0) {
             break;
         }
     }
-    let (watts, last) = ask(&format!("rate({series}[5s])")).expect("a rate");
+    // Evaluated at the latest sample's time, the window ends on a sample: rate() does not
+    // extrapolate over the up to one second by which a snapshot is older than its scrape.
+    let (t_last, _) = ask(&format!("timestamp({series})"), None).expect("a sample time");
+    let (watts, last) = ask(&format!("rate({series}[5s])"), Some(t_last)).expect("a rate");
     assert!(
-        (watts - WATTS).abs() < 0.05 * WATTS,
+        (watts - WATTS).abs() < 0.01 * WATTS,
         "Prometheus says {watts} W, the tree draws {WATTS} W ({last})"
     );
     rapl.stop();
