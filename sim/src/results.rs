@@ -3,14 +3,14 @@
 use ea2p_core::metrics;
 use ea2p_core::policy::PolicyKind;
 use ea2p_core::units::{kwh, secs, Nanos};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cluster::{pj_to_j, Cluster};
 use crate::scenario::Scenario;
 use crate::sim::Counters;
 
 /// Utilisation of one GPU type.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Utilisation {
     /// GPU type name.
     pub gpu: String,
@@ -19,7 +19,7 @@ pub struct Utilisation {
 }
 
 /// Metrics of one run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     /// Policy name.
     pub policy: String,
@@ -68,12 +68,12 @@ pub struct RunResult {
     /// Events processed.
     pub events: u64,
     /// Fault metrics, present when the scenario injects faults (`[faults]`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<FaultResult>,
 }
 
 /// What faults did to a run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultResult {
     /// GPU failures.
     pub gpu_failures: u64,
