@@ -4,7 +4,8 @@
 #
 # Some end-to-end tests drive real programs: a Prometheus server (scrapes `ea2p serve`), Open MPI's
 # `mpirun` (`ea2p run` under MPI, then `ea2p merge`), gcc (a C program against the C API) and
-# Python's venv (the Python module built by pip, then pytest). As root, this script installs what is
+# Python's venv (the Python modules built by pip, then pytest), and a one-node Slurm (slurmctld,
+# slurmd and munged, for the README's job-array sweep, sim/slurm/ci.sh). As root, this script installs what is
 # missing with apt-get; otherwise it names the packages to install and stops with exit code 2, so
 # no test is ever skipped silently.
 #
@@ -19,6 +20,8 @@ declare -A needs=(
     [mpirun]=openmpi-bin
     [gcc]=gcc
     [python3]=python3
+    [slurmctld]=slurm-wlm
+    [munged]=munge
 )
 missing=()
 for program in "${!needs[@]}"; do
@@ -49,3 +52,14 @@ cargo test --workspace --locked --no-fail-fast "$@"
 
 echo "=== Python module (pip install ./adapters/python in a venv, then pytest)"
 adapters/python/ci.sh
+
+echo "=== eas_sim Python module (pip install ./sim/python in a venv, then pytest)"
+sim/python/ci.sh
+
+echo "=== Slurm job-array sweep (sim/slurm/sweep.sbatch under a one-node Slurm, merged, compared)"
+if [ "$(id -u)" -eq 0 ]; then
+    sim/slurm/ci.sh
+else
+    echo "scripts/test.sh: the Slurm sweep test starts slurmd, which must run as root: run this script as root." >&2
+    exit 2
+fi
