@@ -84,7 +84,7 @@ impl ExternalPolicy for SjfEnergy {
                     batch: job.request.batch,
                     limit_w: cluster.gpu_specs[t as usize].max_w,
                 };
-                out.push(Decision::Start { job: i as u32, cfg })
+                out.push(Decision::Start { job: i, cfg })
                     .map_err(|_| "decision buffer full".to_string())?;
             }
         }
@@ -134,7 +134,10 @@ fn main() {
         median(times) * 1e3
     );
     if let Ok(path) = std::env::var("EAS_BENCH_OUT") {
-        std::fs::write(&path, serde_json::to_string_pretty(&result).expect("serialises"))
-            .expect("writes EAS_BENCH_OUT");
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&result).expect("serialises"),
+        )
+        .expect("writes EAS_BENCH_OUT");
     }
 }

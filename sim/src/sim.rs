@@ -1032,10 +1032,10 @@ impl Sim<'_> {
                 // Held to the core's rules before anything is applied.
                 policy::validate::validate(&view, &self.views, out.as_slice(), &mut self.scratch)
                     .map_err(|(k, e)| SimError::BadDecision {
-                        policy: ext.name().to_string(),
-                        time_s: secs(now),
-                        detail: format!("decision {k} of the round: {e}"),
-                    })?;
+                    policy: ext.name().to_string(),
+                    time_s: secs(now),
+                    detail: format!("decision {k} of the round: {e}"),
+                })?;
             } else {
                 policy::schedule(
                     self.kind,

@@ -140,8 +140,9 @@ pub fn validate(
         *slot = n;
     }
     for (k, d) in decisions.iter().enumerate() {
-        let (Decision::Start { job, .. } | Decision::Resize { job, .. } | Decision::Preempt { job }) =
-            *d;
+        let (Decision::Start { job, .. }
+        | Decision::Resize { job, .. }
+        | Decision::Preempt { job }) = *d;
         let idx = job as usize;
         let Some(view) = jobs.get(idx) else {
             return Err((
@@ -243,7 +244,9 @@ fn check_cfg(cluster: &ClusterView<'_>, view: &JobView, cfg: &Config) -> Result<
     }
     let r = view.request;
     if view.rigid
-        && (r.gpus != cfg.gpus || r.batch != cfg.batch || r.gpu_type.is_some_and(|t| t != cfg.gpu_type))
+        && (r.gpus != cfg.gpus
+            || r.batch != cfg.batch
+            || r.gpu_type.is_some_and(|t| t != cfg.gpu_type))
     {
         return Err(DecisionError::RigidMoved { job, cfg: *cfg });
     }
@@ -347,7 +350,15 @@ mod tests {
 
         let e = check(&[start(0, cfg(4, 256, 400.0))]).unwrap_err();
         assert_eq!(e.0, 0);
-        assert!(matches!(e.1, DecisionError::NotEnoughGpus { job: 10, wanted: 4, free: 3, .. }));
+        assert!(matches!(
+            e.1,
+            DecisionError::NotEnoughGpus {
+                job: 10,
+                wanted: 4,
+                free: 3,
+                ..
+            }
+        ));
         assert_eq!(
             check(&[start(0, cfg(1, 256, 400.0)), start(0, cfg(1, 256, 400.0))]),
             Err((1, DecisionError::NotPending { job: 10 }))
@@ -366,11 +377,31 @@ mod tests {
         );
         assert!(matches!(
             check(&[start(0, cfg(0, 256, 400.0))]),
-            Err((0, DecisionError::BadConfig { job: 10, reason: ConfigError::BadGpuCount, .. }))
+            Err((
+                0,
+                DecisionError::BadConfig {
+                    job: 10,
+                    reason: ConfigError::BadGpuCount,
+                    ..
+                }
+            ))
         ));
         assert!(matches!(
-            check(&[start(0, Config { gpu_type: 1, ..cfg(1, 256, 400.0) })]),
-            Err((0, DecisionError::BadConfig { job: 10, reason: ConfigError::UnknownGpuType, .. }))
+            check(&[start(
+                0,
+                Config {
+                    gpu_type: 1,
+                    ..cfg(1, 256, 400.0)
+                }
+            )]),
+            Err((
+                0,
+                DecisionError::BadConfig {
+                    job: 10,
+                    reason: ConfigError::UnknownGpuType,
+                    ..
+                }
+            ))
         ));
         for bad in [f64::NAN, 50.0, 401.0, f64::INFINITY] {
             assert!(matches!(

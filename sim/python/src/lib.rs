@@ -102,8 +102,8 @@ fn from_dict(d: &Bound<'_, PyDict>) -> PyResult<Scenario> {
     let toml::Value::Table(t) = to_toml(d.as_any(), "")? else {
         unreachable!("a dict gives a table")
     };
-    let text = toml::to_string(&t)
-        .map_err(|e| ScenarioError::new_err(format!("scenario dict: {e}")))?;
+    let text =
+        toml::to_string(&t).map_err(|e| ScenarioError::new_err(format!("scenario dict: {e}")))?;
     scenario::parse_str(&text, "<dict>", None).map_err(|e| {
         // Lines and columns are those of the dict written as TOML: show the line.
         let line = text.lines().nth(e.line.saturating_sub(1)).unwrap_or("");
@@ -169,7 +169,11 @@ impl PyScenario {
     /// GPU type names (index = type id).
     #[getter]
     fn gpu_types(&self) -> Vec<String> {
-        self.inner.gpu_types.iter().map(|g| g.name.clone()).collect()
+        self.inner
+            .gpu_types
+            .iter()
+            .map(|g| g.name.clone())
+            .collect()
     }
 
     /// GPUs of each type.
@@ -181,7 +185,11 @@ impl PyScenario {
     /// Model names (index = model id).
     #[getter]
     fn models(&self) -> Vec<String> {
-        self.inner.models.iter().map(|(m, _)| m.name.clone()).collect()
+        self.inner
+            .models
+            .iter()
+            .map(|(m, _)| m.name.clone())
+            .collect()
     }
 
     fn __repr__(&self) -> String {
@@ -211,7 +219,9 @@ fn scenario_of(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Scenario> {
         }
     }
     let path: PathBuf = obj.extract().map_err(|_| {
-        PyTypeError::new_err("scenario: expected None, an eas_sim.Scenario, a dict, TOML text or a path")
+        PyTypeError::new_err(
+            "scenario: expected None, an eas_sim.Scenario, a dict, TOML text or a path",
+        )
     })?;
     Scenario::from_file(&path).map_err(scenario_error)
 }
@@ -422,7 +432,11 @@ fn type_index(ctx: &RunCtx, py: Python<'_>, t: &Bound<'_, PyAny>, job: u64) -> P
             return Ok(i as u8);
         }
     }
-    let names: Vec<String> = ctx.type_names.iter().map(|n| n.bind(py).to_string()).collect();
+    let names: Vec<String> = ctx
+        .type_names
+        .iter()
+        .map(|n| n.bind(py).to_string())
+        .collect();
     Err(DecisionError::new_err(format!(
         "job {job}: unknown GPU type {}: expected one of {} (or their indices 0..{})",
         t.repr()?,
@@ -436,7 +450,11 @@ impl PyState {
     /// GPU type names (index = type).
     #[getter]
     fn gpu_types(&self, py: Python<'_>) -> Vec<Py<PyString>> {
-        self.ctx.type_names.iter().map(|n| n.clone_ref(py)).collect()
+        self.ctx
+            .type_names
+            .iter()
+            .map(|n| n.clone_ref(py))
+            .collect()
     }
 
     /// Highest power limit of each GPU type, W (a limit of this much is no limit).
@@ -483,16 +501,16 @@ impl PyState {
         let Some(model) = self.ctx.profiles.get(v.model as usize) else {
             return Ok(None);
         };
-        Ok(evaluate(model, &self.ctx.specs, &cfg).ok().map(|p| {
-            PyPrediction {
+        Ok(evaluate(model, &self.ctx.specs, &cfg)
+            .ok()
+            .map(|p| PyPrediction {
                 throughput: p.throughput,
                 goodput: p.goodput,
                 power_per_gpu_w: p.power_per_gpu_w,
                 job_power_w: p.job_power_w(cfg.gpus),
                 time_s: v.remaining_work / p.goodput,
                 energy_j: p.joules_per_sample(cfg.gpus) * v.remaining_work,
-            }
-        }))
+            }))
     }
 }
 
@@ -729,13 +747,25 @@ impl<'py> PyPolicy<'py> {
         if let Ok(s) = d.downcast::<PyStart>() {
             let s = s.get();
             let job = self.resolve(s.job.bind(self.py), jobs)?;
-            let cfg = self.config(&jobs[job as usize], s.gpu_type.bind(self.py), s.gpus, s.batch, s.limit_w)?;
+            let cfg = self.config(
+                &jobs[job as usize],
+                s.gpu_type.bind(self.py),
+                s.gpus,
+                s.batch,
+                s.limit_w,
+            )?;
             return Ok(Decision::Start { job, cfg });
         }
         if let Ok(s) = d.downcast::<PyResize>() {
             let s = s.get();
             let job = self.resolve(s.job.bind(self.py), jobs)?;
-            let cfg = self.config(&jobs[job as usize], s.gpu_type.bind(self.py), s.gpus, s.batch, s.limit_w)?;
+            let cfg = self.config(
+                &jobs[job as usize],
+                s.gpu_type.bind(self.py),
+                s.gpus,
+                s.batch,
+                s.limit_w,
+            )?;
             return Ok(Decision::Resize { job, cfg });
         }
         if let Ok(p) = d.downcast::<PyPreempt>() {
@@ -842,7 +872,8 @@ fn run_python(
     opts: RunOptions,
 ) -> PyResult<(sim::RunOutput, u64)> {
     let mut policy = PyPolicy::new(py, obj.clone(), sc)?;
-    let source = workload::source(sc, run, SharedTally::default()).map_err(|e| run_error(e, None))?;
+    let source =
+        workload::source(sc, run, SharedTally::default()).map_err(|e| run_error(e, None))?;
     let out = sim::run_external(sc, &mut policy, source, run, opts);
     match out {
         Ok(o) => Ok((o, policy.rounds)),
@@ -873,7 +904,9 @@ fn entries<'py>(policies: Option<&Bound<'py, PyAny>>) -> PyResult<Vec<Entry<'py>
         });
     }
     if v.is_empty() {
-        return Err(PyValueError::new_err("policies: expected at least one policy"));
+        return Err(PyValueError::new_err(
+            "policies: expected at least one policy",
+        ));
     }
     Ok(v)
 }
@@ -938,7 +971,9 @@ fn compare_json(
                 let rs = (0..sc.seeds)
                     .map(|s| run_python(py, &sc, obj, s, opts).map(|(o, _)| o.result))
                     .collect::<PyResult<Vec<_>>>()?;
-                let name = rs.first().map_or_else(|| policy_name(obj), |r| Ok(r.policy.clone()))?;
+                let name = rs
+                    .first()
+                    .map_or_else(|| policy_name(obj), |r| Ok(r.policy.clone()))?;
                 all.push((name, rs));
             }
         }
@@ -981,7 +1016,8 @@ fn run_json(
         skip_per_job: !jobs,
         ..RunOptions::default()
     };
-    let policy = policy.ok_or_else(|| PyTypeError::new_err("run: give policy= (a name or a policy object)"))?;
+    let policy = policy
+        .ok_or_else(|| PyTypeError::new_err("run: give policy= (a name or a policy object)"))?;
     let (out, rounds) = match policy.extract::<String>() {
         Ok(name) => {
             let kind = parse_policy(&name)?;
