@@ -17,6 +17,17 @@ done
 [ "$(id -u)" -eq 0 ] || { echo "sim/slurm/ci.sh: must run as root (slurmd runs the jobs)" >&2; exit 2; }
 [ -x "$bin" ] || { echo "sim/slurm/ci.sh: no eas-sim binary at $bin (cargo build -p eas-sim)" >&2; exit 2; }
 
+# The README shows the script: every line it shows must be the script's (no drift).
+python3 - "$root/sim/README.md" "$here/sweep.sbatch" <<'PY'
+import sys
+readme, script = (open(p).read() for p in sys.argv[1:])
+block = readme.split("### As a Slurm job array", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+lines = set(script.splitlines())
+bad = [l for l in block.splitlines() if l not in lines]
+if bad or len(block.splitlines()) < 8:
+    sys.exit("sim/README.md's Slurm script differs from sim/slurm/sweep.sbatch: %r" % bad)
+PY
+
 work=$(mktemp -d /tmp/eas-slurm.XXXXXX)
 chmod 755 "$work"
 stop() {
