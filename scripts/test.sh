@@ -4,10 +4,11 @@
 #
 # Some end-to-end tests drive real programs: a Prometheus server (scrapes `ea2p serve`), Open MPI's
 # `mpirun` (`ea2p run` under MPI, then `ea2p merge`), gcc (a C program against the C API), Python's
-# venv (the Python module built by pip, then pytest) and qemu-system-arm (the firmware of
-# adapters/embedded runs under it). As root, this script installs what is missing with apt-get;
-# otherwise it names the packages to install and stops with exit code 2, so no test is ever
-# skipped silently.
+# venv (the Python modules built by pip, then pytest), qemu-system-arm (the firmware of
+# adapters/embedded runs under it) and a one-node Slurm (slurmctld, slurmd and munged, for the
+# README's job-array sweep, sim/slurm/ci.sh). As root, this script installs what is missing with
+# apt-get; otherwise it names the packages to install and stops with exit code 2, so no test is
+# ever skipped silently.
 #
 # Every test binary runs (`--no-fail-fast`): a failure in one does not hide the others.
 # Usage: scripts/test.sh [extra arguments for cargo test]
@@ -21,6 +22,8 @@ declare -A needs=(
     [gcc]=gcc
     [python3]=python3
     [qemu-system-arm]=qemu-system-arm
+    [slurmctld]=slurm-wlm
+    [munged]=munge
 )
 missing=()
 for program in "${!needs[@]}"; do
@@ -51,6 +54,17 @@ cargo test --workspace --locked --no-fail-fast "$@"
 
 echo "=== Python module (pip install ./adapters/python in a venv, then pytest)"
 adapters/python/ci.sh
+
+echo "=== eas_sim Python module (pip install ./sim/python in a venv, then pytest)"
+sim/python/ci.sh
+
+echo "=== Slurm job-array sweep (sim/slurm/sweep.sbatch under a one-node Slurm, merged, compared)"
+if [ "$(id -u)" -eq 0 ]; then
+    sim/slurm/ci.sh
+else
+    echo "scripts/test.sh: the Slurm sweep test starts slurmd, which must run as root: run this script as root." >&2
+    exit 2
+fi
 
 echo "=== Firmware (adapters/embedded: the INA219 meter's host tests, then the firmware under QEMU)"
 adapters/embedded/ci.sh

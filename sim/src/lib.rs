@@ -27,6 +27,7 @@ pub mod public_trace;
 pub mod report;
 pub mod results;
 pub mod scenario;
+pub mod shard;
 pub mod sim;
 pub mod workload;
 
@@ -57,23 +58,46 @@ pub fn compare_runs_traced(
     tick: &(dyn Fn() + Sync),
     tally: &SharedTally,
 ) -> Result<Vec<Vec<RunResult>>, SimError> {
+    let all: Vec<usize> = (0..policies.len() * sc.seeds as usize).collect();
+    let flat = run_indices(sc, policies, &all, tick, tally)?;
+    let seeds = sc.seeds as usize;
+    let mut out = vec![Vec::with_capacity(seeds); policies.len()];
+    for (idx, r) in flat.into_iter().enumerate() {
+        out[idx / seeds].push(r);
+    }
+    Ok(out)
+}
+
+/// Runs the runs numbered `indices` of the (policy, seed) grid, run `idx` being policy
+/// `idx / seeds` on seed `idx % seeds`, in parallel; results come back in the order of
+/// `indices`. A slice of the grid gives exactly the results the whole grid gives for those runs
+/// (what `compare --shard` relies on). With a public trace, the first index's run fills `tally`.
+pub fn run_indices(
+    sc: &Scenario,
+    policies: &[PolicyKind],
+    indices: &[usize],
+    tick: &(dyn Fn() + Sync),
+    tally: &SharedTally,
+) -> Result<Vec<RunResult>, SimError> {
     let seeds = sc.seeds as usize;
     let streamed = matches!(sc.arrivals, Arrivals::Public(_));
-    // Generated workloads are shared by the policies of a seed; a trace is streamed per run.
-    let workloads: Vec<_> = if streamed {
-        Vec::new()
-    } else {
-        (0..sc.seeds)
-            .into_par_iter()
-            .map(|i| workload::generate(sc, i))
-            .collect()
-    };
-    let flat: Vec<Result<RunResult, SimError>> = (0..policies.len() * seeds)
+    // Generated workloads are shared by the policies of a seed (only the seeds asked for are
+    // drawn); a trace is streamed per run.
+    let mut needed = vec![false; seeds];
+    for &idx in indices {
+        needed[idx % seeds] = !streamed;
+    }
+    let workloads: Vec<Option<Vec<workload::JobSpec>>> = (0..sc.seeds)
         .into_par_iter()
-        .map(|idx| {
+        .map(|i| needed[i as usize].then(|| workload::generate(sc, i)))
+        .collect();
+    let first = indices.first().copied();
+    let flat: Vec<Result<RunResult, SimError>> = indices
+        .par_iter()
+        .map(|&idx| {
             let (p, s) = (idx / seeds, idx % seeds);
             let r = if streamed {
-                let t = if idx == 0 {
+                let t = if Some(idx) == first {
                     tally.clone()
                 } else {
                     SharedTally::default()
@@ -86,17 +110,14 @@ pub fn compare_runs_traced(
                     sim::run_source(sc, policies[p], src, s as u32, opts).map(|o| o.result)
                 })
             } else {
-                sim::run(sc, policies[p], &workloads[s], s as u32)
+                let jobs = workloads[s].as_deref().expect("drawn above");
+                sim::run(sc, policies[p], jobs, s as u32)
             };
             tick();
             r
         })
         .collect();
-    let mut out = vec![Vec::with_capacity(seeds); policies.len()];
-    for (idx, r) in flat.into_iter().enumerate() {
-        out[idx / seeds].push(r?);
-    }
-    Ok(out)
+    flat.into_iter().collect()
 }
 
 /// [`compare_runs`] aggregated per policy.

@@ -42,6 +42,25 @@ enum Cmd {
     /// Poisson workload. `duration_s` is the job's isolated run time (requested configuration,
     /// fastest type that fits), so a malleable job replayed from the trace is an approximation.
     GenTrace(GenTraceArgs),
+    /// Combine the shard results of `compare --shard I/N --json FILE` (one per shard, any order)
+    /// into exactly what the unsharded `compare` writes (byte-identical JSON).
+    MergeResults(MergeArgs),
+}
+
+#[derive(Args, Debug)]
+struct MergeArgs {
+    /// Shard results, one per shard.
+    #[arg(required = true, value_name = "FILES")]
+    files: Vec<PathBuf>,
+    /// Write the per-policy means and 95% intervals as JSON (as `compare --json`).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the per-policy means and 95% intervals as CSV (as `compare --csv`).
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Write every run's results as JSON lines (as `compare --runs-json`).
+    #[arg(long, value_name = "FILE")]
+    runs_json: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -100,6 +119,10 @@ struct CompareArgs {
     /// No progress bar even on a terminal.
     #[arg(long)]
     quiet: bool,
+    /// Run only the I-th of N disjoint slices of the runs (policy x seed, 0 <= I < N) and write
+    /// them to --json FILE as a shard result, for `merge-results` (e.g. one Slurm array task each).
+    #[arg(long, value_name = "I/N")]
+    shard: Option<eas_sim::shard::Shard>,
     #[command(flatten)]
     faults: FaultFlags,
     #[command(flatten)]
@@ -241,6 +264,9 @@ fn compare(a: CompareArgs) -> Result<()> {
             .collect::<Result<Vec<_>>>()?,
         None => PolicyKind::ALL.to_vec(),
     };
+    if let Some(shard) = a.shard {
+        return compare_shard(&a, &sc, &policies, shard);
+    }
     let total = (policies.len() * sc.seeds as usize) as u64;
     let bar = if !a.quiet && std::io::stderr().is_terminal() {
         let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
@@ -346,11 +372,82 @@ fn real_main() -> Result<()> {
         Some(Cmd::Compare(a)) => compare(a),
         Some(Cmd::Run(a)) => run(a),
         Some(Cmd::GenTrace(a)) => gen_trace(a),
+        Some(Cmd::MergeResults(a)) => merge_results(a),
         Some(Cmd::Scenario) => {
             print!("{}", eas_sim::scenario::SEED_TOML);
             Ok(())
         }
     }
+}
+
+/// `compare --shard`: the slice's runs, written as a shard result.
+fn compare_shard(
+    a: &CompareArgs,
+    sc: &Scenario,
+    policies: &[PolicyKind],
+    shard: eas_sim::shard::Shard,
+) -> Result<()> {
+    let Some(path) = &a.json else {
+        bail!("--shard: give --json FILE for the shard result (merge the shards with `eas-sim merge-results`)");
+    };
+    if a.csv.is_some() || a.runs_json.is_some() || a.plot.is_some() {
+        bail!("--shard writes only the shard result (--json): --csv, --runs-json and --plot go to `eas-sim merge-results`");
+    }
+    // Opened before the work starts: a bad path fails now, not after hours of runs.
+    let mut out =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let tally = SharedTally::default();
+    let go = || eas_sim::shard::run_shard(sc, policies, shard, &|| {}, &tally);
+    let file = match a.threads {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build()
+            .context("building the thread pool")?
+            .install(go)?,
+        None => go()?,
+    };
+    print_tally(sc, &tally);
+    use std::io::Write;
+    out.write_all((serde_json::to_string_pretty(&file)? + "\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "shard {shard}: {} of {} runs written to {}",
+        file.runs.len(),
+        policies.len() * sc.seeds as usize,
+        path.display()
+    );
+    Ok(())
+}
+
+fn merge_results(a: MergeArgs) -> Result<()> {
+    use eas_sim::shard;
+    let shards = a
+        .files
+        .iter()
+        .map(|p| Ok((p.display().to_string(), shard::read_shard(p)?)))
+        .collect::<Result<Vec<_>, shard::MergeError>>()?;
+    let m = shard::merge(&shards)?;
+    if let Some(p) = &a.json {
+        report::write_json(p, &m.comparison)?;
+    }
+    if let Some(p) = &a.csv {
+        report::write_csv(p, &m.comparison)?;
+    }
+    if let Some(p) = &a.runs_json {
+        let mut s = String::new();
+        for r in m.runs.iter().flatten() {
+            s += &serde_json::to_string(r)?;
+            s.push('\n');
+        }
+        std::fs::write(p, s).with_context(|| format!("writing {}", p.display()))?;
+    }
+    eprintln!(
+        "merged {} shards: {} policies x {} seeds",
+        shards.len(),
+        m.runs.len(),
+        m.runs.first().map_or(0, Vec::len)
+    );
+    Ok(())
 }
 
 /// Says on stderr what a public trace gave and what was left out (never silently).

@@ -183,10 +183,16 @@ pub fn run_text(r: &RunResult) -> String {
     )
 }
 
+/// The comparison as JSON text (the documented schema), as `--json` writes it: one function, so
+/// the file, `merge-results` and the Python module cannot differ.
+pub fn json_text(cmp: &Comparison) -> Result<String> {
+    Ok(serde_json::to_string_pretty(cmp)? + "\n")
+}
+
 /// Writes the comparison as JSON (the documented schema).
 pub fn write_json(path: &Path, cmp: &Comparison) -> Result<()> {
-    let text = serde_json::to_string_pretty(cmp)?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+    let text = json_text(cmp)?;
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Reads one metric of a summary.

@@ -1,16 +1,15 @@
 //! Results of a run, and their aggregation over seeds (mean and 95% Student-t interval).
 
 use ea2p_core::metrics;
-use ea2p_core::policy::PolicyKind;
 use ea2p_core::units::{kwh, secs, Nanos};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cluster::{pj_to_j, Cluster};
 use crate::scenario::Scenario;
 use crate::sim::Counters;
 
 /// Utilisation of one GPU type.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Utilisation {
     /// GPU type name.
     pub gpu: String,
@@ -19,7 +18,7 @@ pub struct Utilisation {
 }
 
 /// Metrics of one run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     /// Policy name.
     pub policy: String,
@@ -68,12 +67,12 @@ pub struct RunResult {
     /// Events processed.
     pub events: u64,
     /// Fault metrics, present when the scenario injects faults (`[faults]`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<FaultResult>,
 }
 
 /// What faults did to a run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultResult {
     /// GPU failures.
     pub gpu_failures: u64,
@@ -110,6 +109,50 @@ pub(crate) struct JobRecord {
     pub work_done: f64,
 }
 
+/// One job's outcome (`eas_sim.run(..., jobs=True)` in Python): times in seconds, `None` for
+/// what did not happen before the horizon.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobOutcome {
+    /// Job id (arrival order).
+    pub id: u64,
+    /// User id.
+    pub user: u32,
+    /// Arrival, s.
+    pub arrival_s: f64,
+    /// Deadline, s.
+    pub deadline_s: Option<f64>,
+    /// Run time alone on the cluster in its requested configuration, s.
+    pub isolated_s: f64,
+    /// First start, s.
+    pub first_start_s: Option<f64>,
+    /// Completion, s.
+    pub completed_at_s: Option<f64>,
+    /// Completion time (arrival to completion), s.
+    pub jct_s: Option<f64>,
+    /// Energy of the job's GPUs, J.
+    pub energy_j: f64,
+    /// Work done (reference samples; the job's total if completed).
+    pub work_done: f64,
+}
+
+impl JobRecord {
+    /// The record of job `id` with times in seconds and options for what did not happen.
+    pub(crate) fn outcome(&self, id: u64) -> JobOutcome {
+        JobOutcome {
+            id,
+            user: self.user,
+            arrival_s: secs(self.arrival),
+            deadline_s: at(self.deadline).map(secs),
+            isolated_s: self.isolated_s,
+            first_start_s: at(self.first_start).map(secs),
+            completed_at_s: at(self.completed_at).map(secs),
+            jct_s: at(self.completed_at).map(|t| secs(t - self.arrival)),
+            energy_j: self.energy_j,
+            work_done: self.work_done,
+        }
+    }
+}
+
 /// "None" in a [`JobRecord`]'s times (no simulated time reaches it).
 pub(crate) const NEVER: Nanos = Nanos::MAX;
 
@@ -121,7 +164,7 @@ pub(crate) fn at(t: Nanos) -> Option<Nanos> {
 /// Builds a run's results from every job's record (index = job id, arrival order).
 pub(crate) fn collect(
     sc: &Scenario,
-    kind: PolicyKind,
+    policy: &str,
     run: u32,
     jobs: &[JobRecord],
     cluster: &Cluster,
@@ -187,7 +230,7 @@ pub(crate) fn collect(
         })
         .collect();
     RunResult {
-        policy: kind.name().to_string(),
+        policy: policy.to_string(),
         run,
         seed: sc.base_seed.wrapping_add(run as u64),
         jobs_arrived: jobs.len() as u64,

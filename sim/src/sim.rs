@@ -19,7 +19,7 @@ pub enum SimError {
     #[error("policy {policy} at t={time_s:.3} s made an impossible decision: {detail}")]
     BadDecision {
         /// Policy name.
-        policy: &'static str,
+        policy: String,
         /// Simulated time, seconds.
         time_s: f64,
         /// What was wrong.
@@ -29,13 +29,21 @@ pub enum SimError {
     #[error("policy {policy} refused the round: {detail}")]
     Policy {
         /// Policy name.
-        policy: &'static str,
+        policy: String,
         /// The core's error.
         detail: String,
     },
     /// The run's trace could not be read (file, row, column and what was expected).
     #[error("trace: {0}")]
     Trace(String),
+    /// An external policy ([`ExternalPolicy`]) failed.
+    #[error("policy {policy} failed: {detail}")]
+    External {
+        /// Policy name.
+        policy: String,
+        /// What it said.
+        detail: String,
+    },
     /// An invariant checked after an event broke.
     #[error("invariant broken at t={time_s:.3} s: {detail}")]
     Invariant {
@@ -44,6 +52,22 @@ pub enum SimError {
         /// Which.
         detail: String,
     },
+}
+
+/// A scheduling policy outside the core (one written in Python, say): the engine calls it where
+/// it calls the core's policies, with the same views (pending and running jobs, every round),
+/// checks its decisions with [`policy::validate::validate`] and applies them the same way.
+pub trait ExternalPolicy {
+    /// Name in results and messages.
+    fn name(&self) -> &str;
+    /// One round: writes decisions (indices into `jobs`) to `out`. An `Err` stops the run with
+    /// [`SimError::External`].
+    fn schedule(
+        &mut self,
+        cluster: &ClusterView<'_>,
+        jobs: &[JobView],
+        out: &mut Decisions<'_>,
+    ) -> Result<(), String>;
 }
 
 /// What to record beyond the results (tests use these).
@@ -90,6 +114,8 @@ pub struct RunOutput {
     pub left_pending: u64,
     /// Jobs running at the horizon.
     pub left_running: u64,
+    /// Every job that arrived, in arrival order (empty with `skip_per_job`).
+    pub jobs: Vec<results::JobOutcome>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,6 +220,8 @@ pub(crate) struct Counters {
 struct Sim<'a> {
     sc: &'a Scenario,
     kind: PolicyKind,
+    /// Runs instead of `kind` when set.
+    external: Option<&'a mut dyn ExternalPolicy>,
     specs: Vec<ea2p_core::jobmodel::GpuSpec>,
     profiles: Vec<ModelProfile>,
     /// Jobs in the system, by slot (a slot is reused once its job completes): memory follows
@@ -276,10 +304,33 @@ pub fn run_source(
     run_index: u32,
     opts: RunOptions,
 ) -> Result<RunOutput, SimError> {
+    run_inner(sc, kind, None, source, run_index, opts)
+}
+
+/// [`run_source`] with a policy from outside the core.
+pub fn run_external(
+    sc: &Scenario,
+    policy: &mut dyn ExternalPolicy,
+    source: JobSource<'_>,
+    run_index: u32,
+    opts: RunOptions,
+) -> Result<RunOutput, SimError> {
+    run_inner(sc, PolicyKind::Fifo, Some(policy), source, run_index, opts)
+}
+
+fn run_inner<'a>(
+    sc: &'a Scenario,
+    kind: PolicyKind,
+    external: Option<&'a mut dyn ExternalPolicy>,
+    source: JobSource<'a>,
+    run_index: u32,
+    opts: RunOptions,
+) -> Result<RunOutput, SimError> {
     let specs = sc.specs();
     let mut sim = Sim {
         sc,
         kind,
+        external,
         profiles: sc.profiles(),
         cluster: Cluster::new(&specs, &sc.gpu_counts),
         specs,
@@ -319,9 +370,10 @@ pub fn run_source(
     };
     sim.run()?;
     let horizon = sc.horizon();
+    let name = sim.policy_name();
     let result = results::collect(
         sc,
-        kind,
+        &name,
         run_index,
         &sim.records,
         &sim.cluster,
@@ -348,14 +400,26 @@ pub fn run_source(
         work_done: rec.iter().map(|r| r.work_done).collect(),
         left_pending: sim.pending.len() as u64,
         left_running: sim.running.len() as u64,
+        jobs: rec
+            .iter()
+            .enumerate()
+            .map(|(i, r)| r.outcome(i as u64))
+            .collect(),
         faults: sim.faults,
     })
 }
 
 impl Sim<'_> {
+    fn policy_name(&self) -> String {
+        match &self.external {
+            Some(p) => p.name().to_string(),
+            None => self.kind.name().to_string(),
+        }
+    }
+
     fn err(&self, now: Nanos, detail: String) -> SimError {
         SimError::BadDecision {
-            policy: self.kind.name(),
+            policy: self.policy_name(),
             time_s: secs(now),
             detail,
         }
@@ -938,7 +1002,7 @@ impl Sim<'_> {
         // because each pass starts at least one job or changes nothing.
         for _ in 0..8 {
             let full = (0..self.specs.len()).all(|t| self.cluster.free_count(t) == 0);
-            if full && !self.kind.acts_on_full_cluster() {
+            if full && self.external.is_none() && !self.kind.acts_on_full_cluster() {
                 break; // the policy could only start jobs: nothing to decide
             }
             self.build_views(now);
@@ -959,18 +1023,33 @@ impl Sim<'_> {
                 models: &self.profiles,
             };
             let mut out = Decisions::new(&mut self.decisions);
-            policy::schedule(
-                self.kind,
-                &self.sc.params,
-                &view,
-                &self.views,
-                &mut self.scratch,
-                &mut out,
-            )
-            .map_err(|e| SimError::Policy {
-                policy: self.kind.name(),
-                detail: format!("{e:?}"),
-            })?;
+            if let Some(ext) = self.external.as_deref_mut() {
+                let r = ext.schedule(&view, &self.views, &mut out);
+                r.map_err(|detail| SimError::External {
+                    policy: ext.name().to_string(),
+                    detail,
+                })?;
+                // Held to the core's rules before anything is applied.
+                policy::validate::validate(&view, &self.views, out.as_slice(), &mut self.scratch)
+                    .map_err(|(k, e)| SimError::BadDecision {
+                    policy: ext.name().to_string(),
+                    time_s: secs(now),
+                    detail: format!("decision {k} of the round: {e}"),
+                })?;
+            } else {
+                policy::schedule(
+                    self.kind,
+                    &self.sc.params,
+                    &view,
+                    &self.views,
+                    &mut self.scratch,
+                    &mut out,
+                )
+                .map_err(|e| SimError::Policy {
+                    policy: self.kind.name().to_string(),
+                    detail: format!("{e:?}"),
+                })?;
+            }
             let n = out.len();
             let full = out.is_full();
             for k in 0..n {
@@ -1003,9 +1082,10 @@ impl Sim<'_> {
                 pj_to_j(u.energy_pj + u.power_mw as u128 * dt),
             )
         }));
-        let reads = self
-            .kind
-            .reads_running_jobs_when(self.pending.len(), self.urgent_pending);
+        let reads = self.external.is_some()
+            || self
+                .kind
+                .reads_running_jobs_when(self.pending.len(), self.urgent_pending);
         let lists = if reads || self.opts.all_views { 2 } else { 1 };
         for li in 0..lists {
             let list = if li == 0 {
@@ -1134,7 +1214,10 @@ impl Sim<'_> {
                 self.records[j].completions
             )));
         }
-        if self.kind == PolicyKind::Charon && self.cluster.max_over_cap_mw() > 0 {
+        if self.external.is_none()
+            && self.kind == PolicyKind::Charon
+            && self.cluster.max_over_cap_mw() > 0
+        {
             return Err(bad(format!(
                 "Charon exceeded the cap by {} mW",
                 self.cluster.max_over_cap_mw()

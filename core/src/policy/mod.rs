@@ -23,6 +23,7 @@ pub mod fifo;
 pub mod hades;
 pub mod pollux;
 pub mod themis;
+pub mod validate;
 pub mod zeus;
 
 /// Most models a cluster view may list: per-model tables stay fixed-size arrays.
