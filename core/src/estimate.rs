@@ -15,7 +15,8 @@ pub struct PowerEstimate {
 }
 
 impl PowerEstimate {
-    fn new(watts: f64) -> Self {
+    /// A modelled power in watts, labelled estimated.
+    pub(crate) fn new(watts: f64) -> Self {
         Self {
             watts,
             provenance: Provenance::Estimated,
