@@ -21,6 +21,7 @@ const MIN_REPEATS: u32 = 60;
 #[derive(Debug, Clone)]
 struct Machine {
     name: String,
+    packages: u32,
     runs: u32,
     m: MeasuredMachine,
 }
@@ -59,7 +60,12 @@ fn machines() -> Vec<Machine> {
                 }
                 x.runs += 1;
             }
-            None => out.push(Machine { name, runs: 1, m }),
+            None => out.push(Machine {
+                name,
+                packages: num(2) as u32,
+                runs: 1,
+                m,
+            }),
         }
     }
     out
@@ -89,6 +95,7 @@ fn old(model: CpuModel) -> [f64; LOAD_STEPS] {
 /// One machine's errors, in percent (mean absolute percentage error over the 11 load steps).
 struct Row {
     name: String,
+    packages: u32,
     family: String,
     known: f64,
     unknown: f64,
@@ -120,6 +127,7 @@ fn held_out_rows() -> Vec<Row> {
         let err = |p: [f64; LOAD_STEPS]| mean_abs_pct_error(&p, &m.m.watts);
         rows.push(Row {
             name: m.name.clone(),
+            packages: m.packages,
             family,
             known: err(predict(&profile, Scale::Tdp { tdp_w: m.m.tdp_w })),
             unknown: err(predict(
@@ -177,16 +185,29 @@ fn held_out_error_per_machine() {
             r.name, r.family, r.known, r.unknown, r.generic, r.old_tdp, r.old_default
         );
     }
-    let mean = |f: fn(&Row) -> f64| rows.iter().map(f).sum::<f64>() / rows.len() as f64;
-    println!(
-        "| mean of {} machines | | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {:.1} % |",
-        rows.len(),
-        mean(|r| r.known),
-        mean(|r| r.unknown),
-        mean(|r| r.generic),
-        mean(|r| r.old_tdp),
-        mean(|r| r.old_default)
-    );
+    let servers: Vec<&Row> = rows.iter().filter(|r| r.packages > 1).collect();
+    let all: Vec<&Row> = rows.iter().collect();
+    let mean =
+        |set: &[&Row], f: fn(&Row) -> f64| set.iter().map(|r| f(r)).sum::<f64>() / set.len() as f64;
+    for (label, set) in [
+        (
+            format!("mean, {} two-package servers", servers.len()),
+            &servers,
+        ),
+        (format!("mean, all {} machines", all.len()), &all),
+    ] {
+        println!(
+            "| {label} | | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {:.1} % |",
+            mean(set, |r| r.known),
+            mean(set, |r| r.unknown),
+            mean(set, |r| r.generic),
+            mean(set, |r| r.old_tdp),
+            mean(set, |r| r.old_default)
+        );
+    }
+    // The target, met for a known CPU model on the two-package servers (not for an
+    // unknown model: see the README).
+    assert!(mean(&servers, |r| r.known) <= 15.0);
     assert_eq!(
         rows.len(),
         PUBLISHED.len(),
