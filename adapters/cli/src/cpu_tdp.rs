@@ -188,7 +188,7 @@ pub fn choose(cpu_name: Option<&str>, threads: u32, tdp: Option<f64>) -> CpuChoi
         (Some(w), _) => (
             Scale::Tdp { tdp_w: w },
             format!("TDP {w} W (given), {curve}"),
-            format!("TDP {w} W given, {curve_short} curve"),
+            format!("TDP {w} W given, {curve_short} curve; Energizta"),
             "TDP given by the user",
         ),
         (None, Some(spec)) => {
@@ -199,7 +199,7 @@ pub fn choose(cpu_name: Option<&str>, threads: u32, tdp: Option<f64>) -> CpuChoi
                     "table entry {:?}: TDP {} W per {} threads, x {threads} threads = {w:.1} W, {curve}",
                     spec.key, spec.tdp_w, spec.threads
                 ),
-                format!("{} TDP, {curve_short} curve", spec.key),
+                format!("{} TDP, {curve_short} curve; Energizta", spec.key),
                 "TDP: the manufacturer's (Intel ARK, AMD), or Energizta's for the models it measured",
             )
         }
@@ -209,7 +209,7 @@ pub fn choose(cpu_name: Option<&str>, threads: u32, tdp: Option<f64>) -> CpuChoi
                 "no table entry: {threads} threads x the {} per thread",
                 curve.replacen(" curve", " curve's watts", 1)
             ),
-            format!("{curve_short} curve, W per thread x {threads}"),
+            format!("{curve_short} curve, W/thread x {threads}; Energizta"),
             "no TDP: watts per thread measured on the same machines",
         ),
     };
@@ -305,6 +305,13 @@ mod tests {
         let c = choose(Some("Weird CPU"), 2, Some(10.0));
         assert_eq!(c.model.scale, Scale::Tdp { tdp_w: 10.0 });
         assert!(c.short.len() <= 64 && c.short.contains("given"));
+        // The longest short names fit the 64-byte source name.
+        let c = choose(Some("Intel Xeon Platinum 8275CL"), MAX_THREADS, None);
+        assert!(c.short.len() <= 64, "{}", c.short);
+        let c = choose(Some("Intel Xeon Platinum 9999"), MAX_THREADS, None);
+        assert!(c.short.len() <= 64, "{}", c.short);
+        let c = choose(Some("Intel Xeon Platinum 9999"), 1, Some(MAX_TDP_W * 0.999));
+        assert!(c.short.len() <= 64, "{}", c.short);
         let c = choose(None, 2, None);
         assert!(c.description.contains("(no CPU name)"));
         assert!(c.source.contains("Energizta"));

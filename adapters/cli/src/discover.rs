@@ -249,7 +249,7 @@ pub fn ram_model(installed_bytes: u64) -> RamChoice {
              swept {} time(s) a second at full CPU utilisation, a heuristic)",
             ea2p_core::estimate::RESIDENT_SWEEPS_PER_BUSY_SECOND
         ),
-        short: format!("ram model: {gib:.1} GiB DDR4 datasheet, util proxy"),
+        short: format!("ram: {gib:.1} GiB DDR4, Micron datasheet, CPU-util proxy"),
         source: ea2p_core::estimate::RAM_MODEL_SOURCE,
     }
 }
