@@ -146,7 +146,7 @@ pub fn fit_profile(
 }
 
 /// The family curves fitted on `core/data/cpu_package_power.csv` (checked against a re-fit by
-/// `core/tests/cpu_power_validation.rs`). All are Intel Xeon: the data holds no AMD or Arm
+/// `core/tests/cpu_power_validation.rs`, which prints the re-fitted table when they differ). All are Intel Xeon: the data holds no AMD or Arm
 /// machine, so those CPUs take [`GENERIC_PROFILE`].
 pub const FAMILY_PROFILES: &[FamilyProfile] = &[
     FamilyProfile {

@@ -121,8 +121,18 @@ pub fn check_tdp(w: f64) -> Result<f64, String> {
         Ok(w)
     } else {
         Err(format!(
-            "TDP {w} W: expected a number of watts above 0 and at most {MAX_TDP_W}"
+            "TDP {} W: expected a number of watts above 0 and at most {MAX_TDP_W}",
+            readable(w)
         ))
+    }
+}
+
+/// A number as a person reads it: plain below a billion, else in exponent form.
+pub fn readable(v: f64) -> String {
+    if v.abs() < 1e9 {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
     }
 }
 
@@ -205,10 +215,7 @@ pub fn choose(cpu_name: Option<&str>, threads: u32, tdp: Option<f64>) -> CpuChoi
         }
         (None, None) => (
             Scale::Threads { threads },
-            format!(
-                "no table entry: {threads} threads x the {} per thread",
-                curve.replacen(" curve", " curve's watts", 1)
-            ),
+            format!("no table entry: {threads} threads x the watts per thread of the {curve}"),
             format!("{curve_short} curve, W/thread x {threads}; Energizta"),
             "no TDP: watts per thread measured on the same machines",
         ),
@@ -323,6 +330,7 @@ mod tests {
             assert!(parse_tdp(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_tdp(" 125 "), Ok(125.0));
+        assert!(parse_tdp("1e300").unwrap_err().contains("1e300 W"));
         assert!(check_threads(0).is_err());
         assert!(check_threads(MAX_THREADS + 1).is_err());
         assert_eq!(

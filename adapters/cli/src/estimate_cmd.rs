@@ -46,13 +46,13 @@ pub struct CpuArgs {
     #[arg(long)]
     pub cpu_name: String,
     /// Logical CPUs (hardware threads) seen, e.g. a VM's vCPUs.
-    #[arg(long, value_parser = parse_threads)]
+    #[arg(long, value_parser = parse_threads, allow_negative_numbers = true)]
     pub threads: u32,
     /// Utilisation of those CPUs, from 0 (idle) to 1 (all busy).
-    #[arg(long, value_parser = parse_utilisation)]
+    #[arg(long, value_parser = parse_utilisation, allow_negative_numbers = true)]
     pub utilization: f64,
     /// TDP in watts of the CPUs seen (overrides the table, as `ea2p run --cpu-tdp`).
-    #[arg(long, value_parser = cpu_tdp::parse_tdp)]
+    #[arg(long, value_parser = cpu_tdp::parse_tdp, allow_negative_numbers = true)]
     pub tdp: Option<f64>,
     /// Print {"watts", "model", "source"} as JSON.
     #[arg(long)]
@@ -63,10 +63,10 @@ pub struct CpuArgs {
 #[derive(clap::Args, Debug)]
 pub struct RamArgs {
     /// Installed memory, GiB.
-    #[arg(long, value_parser = parse_gib)]
+    #[arg(long, value_parser = parse_gib, allow_negative_numbers = true)]
     pub gib: f64,
     /// The machine's CPU utilisation, 0 to 1 (the activity proxy); default 0: background only.
-    #[arg(long, value_parser = parse_utilisation, default_value_t = 0.0)]
+    #[arg(long, value_parser = parse_utilisation, default_value_t = 0.0, allow_negative_numbers = true)]
     pub utilization: f64,
     /// Print {"watts", "model", "source"} as JSON.
     #[arg(long)]
@@ -92,7 +92,8 @@ pub fn parse_utilisation(s: &str) -> Result<f64, String> {
         Ok(u)
     } else {
         Err(format!(
-            "utilisation {u}: expected a number from 0 (idle) to 1 (every CPU busy); 50 % is 0.5"
+            "utilisation {}: expected a number from 0 (idle) to 1 (every CPU busy); 50 % is 0.5",
+            cpu_tdp::readable(u)
         ))
     }
 }
@@ -115,7 +116,8 @@ pub fn parse_gib(s: &str) -> Result<f64, String> {
         Ok(g)
     } else {
         Err(format!(
-            "{g} GiB: expected an amount above 0 and at most {MAX_GIB} GiB"
+            "{} GiB: expected an amount above 0 and at most {MAX_GIB} GiB",
+            cpu_tdp::readable(g)
         ))
     }
 }
