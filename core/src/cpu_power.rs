@@ -54,6 +54,8 @@ pub struct FamilyProfile {
     pub of_tdp: LoadCurve,
     /// Package power per hardware thread, watts.
     pub per_thread_w: LoadCurve,
+    /// Power per package, watts.
+    pub per_package_w: LoadCurve,
 }
 
 /// One measured machine, as the fit takes it.
@@ -63,6 +65,8 @@ pub struct MeasuredMachine {
     pub tdp_w: f64,
     /// Hardware threads of all its packages.
     pub threads: u32,
+    /// Its packages (sockets).
+    pub packages: u32,
     /// Package power (all packages) at idle and every 10 % of load, watts.
     pub watts: [f64; LOAD_STEPS],
 }
@@ -104,8 +108,8 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// Fits a family's curves: at each load step, the median over `machines` of power / TDP and of
-/// power / thread. The median, not the mean, so that one odd machine does not move the curve.
+/// Fits a family's curves: at each load step, the median over `machines` of power / TDP, of
+/// power / thread and of power / package. The median, not the mean, so that one odd machine does not move the curve.
 pub fn fit_profile(
     key: &'static str,
     machines: &[MeasuredMachine],
@@ -117,14 +121,14 @@ pub fn fit_profile(
         return Err(FitError::TooMany);
     }
     let ok = |x: f64| x.is_finite() && x > 0.0;
-    if machines
-        .iter()
-        .any(|m| !ok(m.tdp_w) || m.threads == 0 || m.watts.iter().any(|&w| !ok(w)))
-    {
+    if machines.iter().any(|m| {
+        !ok(m.tdp_w) || m.threads == 0 || m.packages == 0 || m.watts.iter().any(|&w| !ok(w))
+    }) {
         return Err(FitError::NotPositive);
     }
     let mut of_tdp = [0.0; LOAD_STEPS];
     let mut per_thread = [0.0; LOAD_STEPS];
+    let mut per_package = [0.0; LOAD_STEPS];
     let mut buf = [0.0; MAX_FIT_MACHINES];
     let n = machines.len();
     for step in 0..LOAD_STEPS {
@@ -136,12 +140,17 @@ pub fn fit_profile(
             *b = m.watts[step] / f64::from(m.threads);
         }
         per_thread[step] = median(&mut buf[..n]);
+        for (b, m) in buf.iter_mut().zip(machines) {
+            *b = m.watts[step] / f64::from(m.packages);
+        }
+        per_package[step] = median(&mut buf[..n]);
     }
     Ok(FamilyProfile {
         key,
         machines: n as u8,
         of_tdp: LoadCurve(of_tdp),
         per_thread_w: LoadCurve(per_thread),
+        per_package_w: LoadCurve(per_package),
     })
 }
 
@@ -178,6 +187,9 @@ pub const FAMILY_PROFILES: &[FamilyProfile] = &[
             5.964409722222221,
             6.081597222222221,
         ]),
+        per_package_w: LoadCurve([
+            28.0, 73.5, 97.75, 122.75, 150.75, 176.25, 192.5, 207.5, 225.0, 238.0, 243.0,
+        ]),
     },
     FamilyProfile {
         key: "xeon gold",
@@ -207,6 +219,9 @@ pub const FAMILY_PROFILES: &[FamilyProfile] = &[
             3.109375,
             3.1875,
             3.1875,
+        ]),
+        per_package_w: LoadCurve([
+            25.0, 53.5, 66.0, 77.0, 83.5, 89.5, 92.0, 97.5, 99.5, 102.0, 103.5,
         ]),
     },
     FamilyProfile {
@@ -238,6 +253,9 @@ pub const FAMILY_PROFILES: &[FamilyProfile] = &[
             3.4000000000000004,
             3.475,
         ]),
+        per_package_w: LoadCurve([
+            14.5, 32.25, 40.5, 46.75, 53.0, 57.25, 60.5, 63.5, 66.0, 68.0, 69.5,
+        ]),
     },
     FamilyProfile {
         key: "xeon e5",
@@ -268,6 +286,9 @@ pub const FAMILY_PROFILES: &[FamilyProfile] = &[
             4.279513888888889,
             4.513888888888889,
         ]),
+        per_package_w: LoadCurve([
+            15.75, 39.25, 53.5, 65.5, 75.75, 85.25, 92.25, 97.25, 101.5, 105.0, 110.0,
+        ]),
     },
     FamilyProfile {
         key: "xeon e3",
@@ -288,6 +309,9 @@ pub const FAMILY_PROFILES: &[FamilyProfile] = &[
         per_thread_w: LoadCurve([
             0.25, 1.25, 2.0, 2.125, 1.875, 1.875, 1.875, 4.75, 5.0, 5.25, 5.125,
         ]),
+        per_package_w: LoadCurve([
+            2.0, 10.0, 16.0, 17.0, 15.0, 15.0, 15.0, 38.0, 40.0, 42.0, 41.0,
+        ]),
     },
     FamilyProfile {
         key: "xeon e-",
@@ -297,6 +321,9 @@ pub const FAMILY_PROFILES: &[FamilyProfile] = &[
         ]),
         per_thread_w: LoadCurve([
             0.125, 1.375, 2.5625, 3.6875, 2.75, 2.5625, 2.4375, 2.9375, 5.625, 5.125, 5.3125,
+        ]),
+        per_package_w: LoadCurve([
+            2.0, 22.0, 41.0, 59.0, 44.0, 41.0, 39.0, 47.0, 90.0, 82.0, 85.0,
         ]),
     },
 ];
@@ -331,6 +358,9 @@ pub const GENERIC_PROFILE: FamilyProfile = FamilyProfile {
         4.4375,
         4.583333333333333,
     ]),
+    per_package_w: LoadCurve([
+        20.0, 50.0, 63.0, 76.0, 83.5, 89.5, 92.0, 97.5, 99.5, 102.0, 103.5,
+    ]),
 };
 
 /// Whether `key` occurs in `name` at the start of a word (after the start or a space).
@@ -356,9 +386,20 @@ pub enum Scale {
         /// Watts.
         tdp_w: f64,
     },
-    /// `threads x per_thread_w(u)`, when no TDP is known.
+    /// `threads x per_thread_w(u)`, when no TDP is known (in a VM, where the host's packages
+    /// are not seen).
     Threads {
         /// Hardware threads seen.
+        threads: u32,
+    },
+    /// `sqrt(packages x per_package_w(u) x threads x per_thread_w(u))`, when no TDP is known but
+    /// the whole machine is seen (bare metal): the geometric mean of the per-package and the
+    /// per-thread estimate. Within a family, power follows neither the thread count nor the
+    /// package count alone (`core/tests/cpu_power_validation.rs` measures all three).
+    PackagesAndThreads {
+        /// Packages (sockets).
+        packages: u32,
+        /// Hardware threads of all of them.
         threads: u32,
     },
 }
@@ -380,6 +421,12 @@ impl CpuPowerModel {
             Scale::Threads { threads } => {
                 f64::from(threads) * self.profile.per_thread_w.at(utilisation)
             }
+            Scale::PackagesAndThreads { packages, threads } => libm::sqrt(
+                f64::from(packages)
+                    * self.profile.per_package_w.at(utilisation)
+                    * f64::from(threads)
+                    * self.profile.per_thread_w.at(utilisation),
+            ),
         };
         PowerEstimate::new(w)
     }
@@ -419,6 +466,7 @@ mod tests {
         let m = |tdp: f64, threads: u32, k: f64| MeasuredMachine {
             tdp_w: tdp,
             threads,
+            packages: 1,
             watts: [k; LOAD_STEPS],
         };
         let p = fit_profile(
@@ -428,6 +476,7 @@ mod tests {
         .unwrap();
         assert_eq!(p.of_tdp.0[3], 0.5); // 0.1, 0.5, 0.9
         assert_eq!(p.per_thread_w.0[3], 5.0); // 1, 5, 9
+        assert_eq!(p.per_package_w.0[3], 10.0); // 10, 50, 9
         assert_eq!(p.machines, 3);
         let even = fit_profile("x", &[m(100.0, 10, 10.0), m(100.0, 10, 30.0)]).unwrap();
         assert_eq!(even.of_tdp.0[0], 0.2);
@@ -467,6 +516,15 @@ mod tests {
             thr.power(0.0).watts,
             4.0 * GENERIC_PROFILE.per_thread_w.0[0]
         );
+        let both = CpuPowerModel {
+            profile: p,
+            scale: Scale::PackagesAndThreads {
+                packages: 2,
+                threads: 48,
+            },
+        };
+        let want = libm::sqrt(2.0 * p.per_package_w.0[10] * 48.0 * p.per_thread_w.0[10]);
+        assert!((both.power(1.0).watts - want).abs() < 1e-9);
         assert_eq!(
             thr.power(0.5).provenance,
             crate::source::Provenance::Estimated

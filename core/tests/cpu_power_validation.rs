@@ -50,6 +50,7 @@ fn machines() -> Vec<Machine> {
         let m = MeasuredMachine {
             tdp_w: num(4) * num(2),
             threads: num(3) as u32,
+            packages: num(2) as u32,
             watts,
         };
         match out.iter_mut().find(|x| x.name == name) {
@@ -99,6 +100,7 @@ struct Row {
     family: String,
     known: f64,
     unknown: f64,
+    unknown_vm: f64,
     generic: f64,
     old_tdp: f64,
     old_default: f64,
@@ -130,7 +132,22 @@ fn held_out_rows() -> Vec<Row> {
             packages: m.packages,
             family,
             known: err(predict(&profile, Scale::Tdp { tdp_w: m.m.tdp_w })),
+            // As `ea2p`'s choice: the generic curve is scaled per thread only (with packages too
+            // it is further off: 30.1 % against 28.1 % on the two-package servers).
             unknown: err(predict(
+                &profile,
+                if same.is_empty() {
+                    Scale::Threads {
+                        threads: m.m.threads,
+                    }
+                } else {
+                    Scale::PackagesAndThreads {
+                        packages: m.m.packages,
+                        threads: m.m.threads,
+                    }
+                },
+            )),
+            unknown_vm: err(predict(
                 &profile,
                 Scale::Threads {
                     threads: m.m.threads,
@@ -149,40 +166,41 @@ fn held_out_rows() -> Vec<Row> {
     rows
 }
 
-/// The README's table: (machine, known model, unknown model of a known family, unknown family).
-const PUBLISHED: &[(&str, f64, f64, f64)] = &[
-    ("Xeon Platinum 8124M", 19.1, 11.9, 22.6),
-    ("Xeon Platinum 8275CL", 19.0, 10.8, 29.1),
-    ("Xeon Platinum 8259CL", 3.2, 39.7, 8.8),
-    ("Xeon Platinum 8175M", 2.9, 26.8, 14.1),
-    ("Xeon Platinum 8151", 4.5, 42.7, 54.6),
-    ("Xeon Platinum 8252C", 5.9, 46.9, 58.1),
-    ("Xeon E5-2686 v4", 7.6, 49.0, 20.1),
-    ("Xeon E3 1240v6", 151.5, 46.4, 46.4),
-    ("Xeon Silver 4114", 10.7, 5.8, 14.7),
-    ("Xeon Gold 5120", 14.7, 22.1, 13.1),
-    ("Xeon E5-2660", 7.3, 32.3, 24.4),
-    ("Xeon Silver 4210R", 17.9, 5.5, 17.3),
-    ("Xeon Silver 4110", 16.0, 14.4, 18.1),
-    ("Xeon E-2278G", 60.8, 60.9, 60.9),
-    ("Xeon Silver 4214", 23.3, 20.8, 31.9),
-    ("Xeon Gold 5218", 8.7, 13.1, 22.6),
-    ("Xeon Gold 6230R", 21.9, 61.6, 71.9),
+/// The README's table: (machine, known model, unknown model of a known family on bare metal, the
+/// same in a VM, unknown family).
+const PUBLISHED: &[(&str, f64, f64, f64, f64)] = &[
+    ("Xeon Platinum 8124M", 19.1, 13.2, 11.9, 22.6),
+    ("Xeon Platinum 8275CL", 19.0, 15.0, 10.8, 29.1),
+    ("Xeon Platinum 8259CL", 3.2, 24.6, 39.7, 8.8),
+    ("Xeon Platinum 8175M", 2.9, 12.6, 26.8, 14.1),
+    ("Xeon Platinum 8151", 4.5, 23.8, 42.7, 54.6),
+    ("Xeon Platinum 8252C", 5.9, 29.9, 46.9, 58.1),
+    ("Xeon E5-2686 v4", 7.6, 7.7, 49.0, 20.1),
+    ("Xeon E3 1240v6", 151.5, 46.4, 46.4, 46.4),
+    ("Xeon Silver 4114", 10.7, 5.7, 5.8, 14.7),
+    ("Xeon Gold 5120", 14.7, 7.0, 22.1, 13.1),
+    ("Xeon E5-2660", 7.3, 7.7, 32.3, 24.4),
+    ("Xeon Silver 4210R", 17.9, 5.5, 5.5, 17.3),
+    ("Xeon Silver 4110", 16.0, 8.8, 14.4, 18.1),
+    ("Xeon E-2278G", 60.8, 60.9, 60.9, 60.9),
+    ("Xeon Silver 4214", 23.3, 11.5, 20.8, 31.9),
+    ("Xeon Gold 5218", 8.7, 7.9, 13.1, 22.6),
+    ("Xeon Gold 6230R", 21.9, 22.7, 61.6, 71.9),
 ];
 
 #[test]
 fn held_out_error_per_machine() {
     let rows = held_out_rows();
     println!(
-        "| machine | family curve fitted on | known model (TDP) | unknown model, known family \
-         (per thread) | unknown family (generic, per thread) | previous model, real TDP | \
-         previous model, 3.5 W/thread |"
+        "| machine | family curve fitted on | known model (TDP) | unknown model, known family, \
+         bare metal (packages and threads) | same, in a VM (per thread) | unknown family \
+         (generic, per thread) | previous model, real TDP | previous model, 3.5 W/thread |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {} | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {:.1} % |",
-            r.name, r.family, r.known, r.unknown, r.generic, r.old_tdp, r.old_default
+            "| {} | {} | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {:.1} % |",
+            r.name, r.family, r.known, r.unknown, r.unknown_vm, r.generic, r.old_tdp, r.old_default
         );
     }
     let servers: Vec<&Row> = rows.iter().filter(|r| r.packages > 1).collect();
@@ -197,27 +215,30 @@ fn held_out_error_per_machine() {
         (format!("mean, all {} machines", all.len()), &all),
     ] {
         println!(
-            "| {label} | | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {:.1} % |",
+            "| {label} | | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {:.1} % |",
             mean(set, |r| r.known),
             mean(set, |r| r.unknown),
+            mean(set, |r| r.unknown_vm),
             mean(set, |r| r.generic),
             mean(set, |r| r.old_tdp),
             mean(set, |r| r.old_default)
         );
     }
-    // The issue's target, met for a known CPU model on the two-package servers (not for an
-    // unknown model: see the README).
+    // The issue's target, met on the two-package servers for a known CPU model and for an
+    // unknown model of a known family on bare metal (not in a VM: see the README).
     assert!(mean(&servers, |r| r.known) <= 15.0);
+    assert!(mean(&servers, |r| r.unknown) <= 15.0);
     assert_eq!(
         rows.len(),
         PUBLISHED.len(),
         "the README lists every machine"
     );
-    for (r, &(name, known, unknown, generic)) in rows.iter().zip(PUBLISHED) {
+    for (r, &(name, known, unknown, unknown_vm, generic)) in rows.iter().zip(PUBLISHED) {
         assert_eq!(r.name, name);
         for (what, got, published) in [
             ("known", r.known, known),
             ("unknown", r.unknown, unknown),
+            ("unknown, VM", r.unknown_vm, unknown_vm),
             ("generic", r.generic, generic),
         ] {
             assert!(
@@ -237,11 +258,13 @@ fn print_profile(p: &FamilyProfile) {
     };
     println!(
         "    FamilyProfile {{\n        key: {:?},\n        machines: {},\n        of_tdp: \
-         LoadCurve([{}]),\n        per_thread_w: LoadCurve([{}]),\n    }},",
+         LoadCurve([{}]),\n        per_thread_w: LoadCurve([{}]),\n        per_package_w: \
+         LoadCurve([{}]),\n    }},",
         p.key,
         p.machines,
         curve(&p.of_tdp.0),
-        curve(&p.per_thread_w.0)
+        curve(&p.per_thread_w.0),
+        curve(&p.per_package_w.0)
     );
 }
 
@@ -267,6 +290,7 @@ fn compiled_profiles_are_the_fit_on_all_data() {
         panic!("core::cpu_power's curves are not the fit on the data file (the fit is above)");
     }
     assert_eq!(generic.per_thread_w, GENERIC_PROFILE.per_thread_w);
+    assert_eq!(generic.per_package_w, GENERIC_PROFILE.per_package_w);
     // Every machine of the data belongs to a family of the table.
     for m in &all {
         assert!(key_of(&m.name).is_some(), "{} has no family", m.name);
