@@ -132,8 +132,7 @@ fn held_out_rows() -> Vec<Row> {
             packages: m.packages,
             family,
             known: err(predict(&profile, Scale::Tdp { tdp_w: m.m.tdp_w })),
-            // As `ea2p`'s choice: the generic curve is scaled per thread only (with packages too
-            // it is further off: 30.1 % against 28.1 % on the two-package servers).
+            // As `ea2p`'s choice: the generic curve is scaled per thread only.
             unknown: err(predict(
                 &profile,
                 if same.is_empty() {

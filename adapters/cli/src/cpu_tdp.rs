@@ -145,6 +145,30 @@ pub fn parse_tdp(s: &str) -> Result<f64, String> {
     check_tdp(w)
 }
 
+/// The most packages a model takes.
+pub const MAX_PACKAGES: u32 = 1024;
+
+/// Checks a package count: `1..=MAX_PACKAGES`.
+pub fn check_packages(n: u32) -> Result<u32, String> {
+    if (1..=MAX_PACKAGES).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} packages: expected a count from 1 to {MAX_PACKAGES}"
+        ))
+    }
+}
+
+/// Whether a `/proc/cpuinfo` text is a virtual machine's (the `hypervisor` CPU flag): its
+/// packages are virtual and say nothing of the host's.
+pub fn is_virtual(text: &str) -> bool {
+    text.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.trim() == "flags" && v.split_whitespace().any(|f| f == "hypervisor")
+        })
+    })
+}
+
 /// Checks a thread count: `1..=MAX_THREADS`.
 pub fn check_threads(n: u32) -> Result<u32, String> {
     if (1..=MAX_THREADS).contains(&n) {
@@ -175,9 +199,16 @@ pub struct CpuChoice {
 
 /// Chooses the CPU model: with `tdp` (`--cpu-tdp`), that TDP on the family's curve (or the
 /// generic one); else a table entry's TDP share on its family's curve; else, for a name of a
-/// known family, the family's watts per thread; else the generic curve's watts per thread.
-/// `threads` must have passed [`check_threads`], `tdp` [`check_tdp`].
-pub fn choose(cpu_name: Option<&str>, threads: u32, tdp: Option<f64>) -> CpuChoice {
+/// known family, the family's power per package and per thread together where `packages` is
+/// known (bare metal: the whole machine is seen), its watts per thread alone where not (a VM);
+/// else the generic curve's watts per thread. `threads` must have passed [`check_threads`],
+/// `packages` [`check_packages`], `tdp` [`check_tdp`].
+pub fn choose(
+    cpu_name: Option<&str>,
+    threads: u32,
+    packages: Option<u32>,
+    tdp: Option<f64>,
+) -> CpuChoice {
     let name = cpu_name.map(normalise).unwrap_or_default();
     let family = cpu_power::family_of(&name);
     let profile = family.unwrap_or(&GENERIC_PROFILE);
@@ -213,12 +244,23 @@ pub fn choose(cpu_name: Option<&str>, threads: u32, tdp: Option<f64>) -> CpuChoi
                 "TDP: the manufacturer's (Intel ARK, AMD), or Energizta's for the models it measured",
             )
         }
-        (None, None) => (
-            Scale::Threads { threads },
-            format!("no table entry: {threads} threads x the watts per thread of the {curve}"),
-            format!("{curve_short} curve, W/thread x {threads}; Energizta"),
-            "no TDP: watts per thread measured on the same machines",
-        ),
+        (None, None) => match (family, packages) {
+            (Some(_), Some(packages)) => (
+                Scale::PackagesAndThreads { packages, threads },
+                format!(
+                    "no table entry: sqrt({packages} packages x watts per package x {threads} \
+                     threads x watts per thread) of the {curve}"
+                ),
+                format!("{curve_short} curve, {packages} pkg x {threads} thr; Energizta"),
+                "no TDP: watts per package and per thread measured on the same machines",
+            ),
+            _ => (
+                Scale::Threads { threads },
+                format!("no table entry: {threads} threads x the watts per thread of the {curve}"),
+                format!("{curve_short} curve, W/thread x {threads}; Energizta"),
+                "no TDP: watts per thread measured on the same machines",
+            ),
+        },
     };
     CpuChoice {
         model: CpuPowerModel { profile, scale },
@@ -290,15 +332,28 @@ mod tests {
 
     #[test]
     fn choice_says_which_entry_or_fallback() {
-        let c = choose(Some("Intel(R) Xeon(R) Gold 5218 CPU @ 2.30GHz"), 64, None);
+        let c = choose(
+            Some("Intel(R) Xeon(R) Gold 5218 CPU @ 2.30GHz"),
+            64,
+            Some(2),
+            None,
+        );
         assert_eq!(c.model.scale, Scale::Tdp { tdp_w: 250.0 });
         assert_eq!(c.model.profile.key, "xeon gold");
         assert!(c.description.contains("table entry \"xeon gold 5218\""));
-        let c = choose(Some("Intel(R) Xeon(R) Gold 6999"), 8, None);
+        let c = choose(Some("Intel(R) Xeon(R) Gold 6999"), 8, None, None);
         assert_eq!(c.model.scale, Scale::Threads { threads: 8 });
+        let c = choose(Some("Intel(R) Xeon(R) Gold 6999"), 8, Some(2), None);
+        assert_eq!(
+            c.model.scale,
+            Scale::PackagesAndThreads {
+                packages: 2,
+                threads: 8
+            }
+        );
         assert_eq!(c.model.profile.key, "xeon gold");
         assert!(c.description.contains("no table entry"));
-        let c = choose(Some("AMD EPYC 7763 64-Core Processor"), 4, None);
+        let c = choose(Some("AMD EPYC 7763 64-Core Processor"), 4, None, None);
         assert_eq!(c.model.profile.key, "generic");
         assert!(
             c.model.scale
@@ -309,17 +364,35 @@ mod tests {
         assert!(c
             .description
             .contains("no family matches \"amd epyc 7763 64-core\""));
-        let c = choose(Some("Weird CPU"), 2, Some(10.0));
+        let c = choose(Some("Weird CPU"), 2, Some(1), None);
+        assert_eq!(
+            c.model.scale,
+            Scale::Threads { threads: 2 },
+            "generic: per thread"
+        );
+        let c = choose(Some("Weird CPU"), 2, None, Some(10.0));
         assert_eq!(c.model.scale, Scale::Tdp { tdp_w: 10.0 });
         assert!(c.short.len() <= 64 && c.short.contains("given"));
         // The longest short names fit the 64-byte source name.
-        let c = choose(Some("Intel Xeon Platinum 8275CL"), MAX_THREADS, None);
+        let c = choose(Some("Intel Xeon Platinum 8275CL"), MAX_THREADS, None, None);
         assert!(c.short.len() <= 64, "{}", c.short);
-        let c = choose(Some("Intel Xeon Platinum 9999"), MAX_THREADS, None);
+        let c = choose(Some("Intel Xeon Platinum 9999"), MAX_THREADS, None, None);
         assert!(c.short.len() <= 64, "{}", c.short);
-        let c = choose(Some("Intel Xeon Platinum 9999"), 1, Some(MAX_TDP_W * 0.999));
+        let c = choose(
+            Some("Intel Xeon Platinum 9999"),
+            MAX_THREADS,
+            Some(MAX_PACKAGES),
+            None,
+        );
         assert!(c.short.len() <= 64, "{}", c.short);
-        let c = choose(None, 2, None);
+        let c = choose(
+            Some("Intel Xeon Platinum 9999"),
+            1,
+            None,
+            Some(MAX_TDP_W * 0.999),
+        );
+        assert!(c.short.len() <= 64, "{}", c.short);
+        let c = choose(None, 2, None, None);
         assert!(c.description.contains("(no CPU name)"));
         assert!(c.source.contains("Energizta"));
     }
@@ -337,6 +410,11 @@ mod tests {
             count_processors("processor\t: 0\nmodel name: x\nprocessor\t: 1\n"),
             2
         );
+        assert!(check_packages(0).is_err() && check_packages(MAX_PACKAGES + 1).is_err());
+        assert!(is_virtual("flags\t\t: fpu vme hypervisor lahf_lm\n"));
+        assert!(!is_virtual(
+            "flags\t\t: fpu vme lahf_lm\nmodel name: hypervisor\n"
+        ));
     }
 
     #[test]

@@ -210,17 +210,20 @@ pub const RAM_MODEL_PERIOD_S: f64 = 1.0;
 /// The CPU model `ea2p run` uses on this machine (`--cpu-tdp`, else the CPU name of
 /// `ROOT/cpuinfo`), and the logical CPUs it counts: the `processor` lines of `ROOT/cpuinfo`, the
 /// CPUs `/proc/stat`'s utilisation is over (the thread count of this process's affinity where
-/// cpuinfo lists none). `ea2p estimate cpu` goes through [`cpu_tdp::choose`] too.
+/// cpuinfo lists none). The packages (`physical id`s) count only on bare metal: in a VM (the
+/// `hypervisor` flag) they are virtual. `ea2p estimate cpu` goes through [`cpu_tdp::choose`] too.
 pub fn cpu_choice(options: &DiscoverOptions) -> (cpu_tdp::CpuChoice, u32) {
     let text = std::fs::read_to_string(options.procfs_root.join("cpuinfo")).unwrap_or_default();
-    let (model, _) = cpu_tdp::parse_cpuinfo(&text);
+    let (model, packages) = cpu_tdp::parse_cpuinfo(&text);
+    let packages = (!text.is_empty() && !cpu_tdp::is_virtual(&text))
+        .then_some(packages.clamp(1, cpu_tdp::MAX_PACKAGES));
     let threads = match cpu_tdp::count_processors(&text) {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
         n => n,
     }
     .clamp(1, cpu_tdp::MAX_THREADS);
     (
-        cpu_tdp::choose(model.as_deref(), threads, options.cpu_tdp),
+        cpu_tdp::choose(model.as_deref(), threads, packages, options.cpu_tdp),
         threads,
     )
 }

@@ -48,6 +48,10 @@ pub struct CpuArgs {
     /// Logical CPUs (hardware threads) seen, e.g. a VM's vCPUs.
     #[arg(long, value_parser = parse_threads, allow_negative_numbers = true)]
     pub threads: u32,
+    /// On bare metal, the CPU packages (sockets) of the machine; leave it out in a VM (only
+    /// then an unknown model of a known family is scaled by packages and threads together).
+    #[arg(long, value_parser = parse_packages, allow_negative_numbers = true)]
+    pub packages: Option<u32>,
     /// Utilisation of those CPUs, from 0 (idle) to 1 (all busy).
     #[arg(long, value_parser = parse_utilisation, allow_negative_numbers = true)]
     pub utilization: f64,
@@ -109,6 +113,17 @@ pub fn parse_threads(s: &str) -> Result<u32, String> {
     cpu_tdp::check_threads(n)
 }
 
+/// A package count: an integer from 1 to [`cpu_tdp::MAX_PACKAGES`].
+pub fn parse_packages(s: &str) -> Result<u32, String> {
+    let n: u32 = s.trim().parse().map_err(|_| {
+        format!(
+            "{s:?}: expected a whole number of packages from 1 to {}",
+            cpu_tdp::MAX_PACKAGES
+        )
+    })?;
+    cpu_tdp::check_packages(n)
+}
+
 /// An amount of memory in GiB: a finite number above 0 and at most [`MAX_GIB`].
 pub fn parse_gib(s: &str) -> Result<f64, String> {
     let g = parse_number(s, "an amount of memory in GiB")?;
@@ -123,8 +138,14 @@ pub fn parse_gib(s: &str) -> Result<f64, String> {
 }
 
 /// The CPU estimate (inputs already checked by the parsers above).
-pub fn cpu(cpu_name: &str, threads: u32, utilisation: f64, tdp: Option<f64>) -> Estimate {
-    let choice = cpu_tdp::choose(Some(cpu_name), threads, tdp);
+pub fn cpu(
+    cpu_name: &str,
+    threads: u32,
+    packages: Option<u32>,
+    utilisation: f64,
+    tdp: Option<f64>,
+) -> Estimate {
+    let choice = cpu_tdp::choose(Some(cpu_name), threads, packages, tdp);
     Estimate {
         watts: choice.model.power(utilisation).watts,
         model: choice.description,
@@ -145,7 +166,10 @@ pub fn ram(gib: f64, utilisation: f64) -> Estimate {
 /// Runs `ea2p estimate`: prints the estimate, as text or JSON.
 pub fn run(cmd: &EstimateCmd) -> anyhow::Result<()> {
     let (e, json) = match cmd {
-        EstimateCmd::Cpu(a) => (cpu(&a.cpu_name, a.threads, a.utilization, a.tdp), a.json),
+        EstimateCmd::Cpu(a) => (
+            cpu(&a.cpu_name, a.threads, a.packages, a.utilization, a.tdp),
+            a.json,
+        ),
         EstimateCmd::Ram(a) => (ram(a.gib, a.utilization), a.json),
     };
     if json {
@@ -184,7 +208,13 @@ mod tests {
 
     #[test]
     fn cpu_estimates_name_their_model() {
-        let known = cpu("Intel(R) Xeon(R) Gold 5218 CPU @ 2.30GHz", 64, 1.0, None);
+        let known = cpu(
+            "Intel(R) Xeon(R) Gold 5218 CPU @ 2.30GHz",
+            64,
+            None,
+            1.0,
+            None,
+        );
         assert!(known.model.contains("table entry \"xeon gold 5218\""));
         assert!(known.source.contains("Energizta"));
         assert!(
@@ -192,9 +222,18 @@ mod tests {
             "{}",
             known.watts
         );
-        let idle = cpu("Intel(R) Xeon(R) Gold 5218 CPU @ 2.30GHz", 64, 0.0, None);
+        let idle = cpu(
+            "Intel(R) Xeon(R) Gold 5218 CPU @ 2.30GHz",
+            64,
+            None,
+            0.0,
+            None,
+        );
         assert!(idle.watts < known.watts / 2.0);
-        let generic = cpu("Some Future CPU", 4, 0.5, None);
+        let generic = cpu("Some Future CPU", 4, None, 0.5, None);
+        let both = cpu("Intel(R) Xeon(R) Silver 4999", 40, Some(2), 0.5, None);
+        assert!(both.model.contains("2 packages"), "{}", both.model);
+        assert!(parse_packages("0").is_err() && parse_packages("-1").is_err());
         assert!(generic.model.contains("generic curve"));
         let json = serde_json::to_value(&generic).unwrap();
         assert_eq!(json.as_object().unwrap().len(), 3);

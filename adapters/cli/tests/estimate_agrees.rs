@@ -11,13 +11,12 @@ use ea2p::estimate_cmd;
 use ea2p::{Devices, GpuPick};
 use ea2p_core::source::{Component, Provenance, RawReading};
 
-const CPU: &str = "Intel(R) Xeon(R) Gold 5218 CPU @ 2.30GHz";
-
-fn fake_proc(dir: &std::path::Path, threads: u32) {
+fn fake_proc(dir: &std::path::Path, cpu: &str, threads: u32, vm: bool) {
     let mut info = String::new();
+    let flags = if vm { "fpu sse hypervisor" } else { "fpu sse" };
     for i in 0..threads {
         info.push_str(&format!(
-            "processor\t: {i}\nmodel name\t: {CPU}\nphysical id\t: {}\n\n",
+            "processor\t: {i}\nmodel name\t: {cpu}\nphysical id\t: {}\nflags\t\t: {flags}\n\n",
             i / 32
         ));
     }
@@ -48,8 +47,25 @@ fn run_and_estimate_agree_on_a_fake_proc() {
     let sys_root = tmp.path().join("sys");
     fs::create_dir_all(&proc_root).unwrap();
     fs::create_dir_all(&sys_root).unwrap();
-    for (threads, tdp) in [(64u32, None), (6, None), (6, Some(42.0))] {
-        fake_proc(&proc_root, threads);
+    let gold = "Intel(R) Xeon(R) Gold 5218 CPU @ 2.30GHz";
+    let unknown_gold = "Intel(R) Xeon(R) Gold 6999 CPU @ 2.30GHz";
+    // (CPU, threads, VM, --cpu-tdp, packages `estimate cpu` is given, what the name says)
+    for (cpu, threads, vm, tdp, packages, says) in [
+        (gold, 64u32, false, None, Some(2), "xeon gold 5218 TDP"),
+        (gold, 6, true, None, None, "xeon gold 5218 TDP"),
+        (gold, 6, false, Some(42.0), Some(1), "given"),
+        (unknown_gold, 64, false, None, Some(2), "2 pkg x 64 thr"),
+        (unknown_gold, 4, true, None, None, "W/thread x 4"),
+        (
+            "AMD EPYC 9999",
+            4,
+            false,
+            None,
+            Some(1),
+            "generic curve, W/thread x 4",
+        ),
+    ] {
+        fake_proc(&proc_root, cpu, threads, vm);
         let options = DiscoverOptions {
             sysfs_root: sys_root.clone(),
             procfs_root: proc_root.clone(),
@@ -74,7 +90,7 @@ fn run_and_estimate_agree_on_a_fake_proc() {
             let got = watts(s.read(1_000_000_000).unwrap());
             let info = s.info().clone();
             let want = match info.component {
-                Component::CpuPackage => estimate_cmd::cpu(CPU, threads, 0.75, tdp),
+                Component::CpuPackage => estimate_cmd::cpu(cpu, threads, packages, 0.75, tdp),
                 Component::Dram => estimate_cmd::ram(64.0, 0.75),
                 c => panic!("unexpected {c:?}"),
             };
@@ -90,9 +106,8 @@ fn run_and_estimate_agree_on_a_fake_proc() {
                 want.model
             );
             let name = info.name.as_str();
-            match (info.component, tdp) {
-                (Component::CpuPackage, None) => assert!(name.contains("xeon gold"), "{name}"),
-                (Component::CpuPackage, Some(_)) => assert!(name.contains("given"), "{name}"),
+            match info.component {
+                Component::CpuPackage => assert!(name.contains(says), "{name}"),
                 _ => assert!(name.contains("DDR4"), "{name}"),
             }
         }
