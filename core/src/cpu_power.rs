@@ -5,9 +5,11 @@
 //! The curves are the pointwise medians, at idle and every 10 % of load, of RAPL package power
 //! measured on real servers under CPU stress (`core/data/cpu_package_power.csv`, from Boavizta's
 //! Energizta repository; where each figure comes from is in `core/data/README.md`). Between two
-//! steps the curve is linear. Power is `TDP x of_tdp(u)` when the TDP of the CPU is known, else
-//! `threads x per_thread_w(u)`: the per-vCPU accounting of Cloud Carbon Footprint, with a curve
-//! measured on the family instead of one fleet-wide coefficient.
+//! steps the curve is linear. Power is `TDP x of_tdp(u)` when the TDP of the CPU is known; else,
+//! where the whole machine is seen, the geometric mean of `packages x per_package_w(u)` and
+//! `threads x per_thread_w(u)`; else (a VM) `threads x per_thread_w(u)`: the per-vCPU accounting
+//! of Cloud Carbon Footprint, with a curve measured on the family instead of one fleet-wide
+//! coefficient. See [`Scale`].
 //!
 //! [`fit_profile`] is the fit; the test `core/tests/cpu_power_validation.rs` re-fits
 //! [`FAMILY_PROFILES`] and [`GENERIC_PROFILE`] from the data file and checks them, and measures the

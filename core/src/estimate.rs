@@ -72,7 +72,9 @@ impl UtilisationCurve {
     }
 }
 
-/// CPU power for machines without RAPL: `idle + (TDP - idle) x f(utilisation)`.
+/// CPU power for machines without RAPL: `idle + (TDP - idle) x f(utilisation)`. The previous
+/// model, kept for the C ABI: `ea2p` now uses the measured family curves of
+/// [`crate::cpu_power`], which are closer on held-out machines (the README's table has both).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CpuModel {
     /// Thermal design power of the CPU package(s) the measured share runs on, in watts.
