@@ -15,7 +15,8 @@ pub struct PowerEstimate {
 }
 
 impl PowerEstimate {
-    fn new(watts: f64) -> Self {
+    /// A modelled power in watts, labelled estimated.
+    pub(crate) fn new(watts: f64) -> Self {
         Self {
             watts,
             provenance: Provenance::Estimated,
@@ -71,7 +72,9 @@ impl UtilisationCurve {
     }
 }
 
-/// CPU power for machines without RAPL: `idle + (TDP - idle) x f(utilisation)`.
+/// CPU power for machines without RAPL: `idle + (TDP - idle) x f(utilisation)`. The previous
+/// model, kept for the C ABI: `ea2p` now uses the measured family curves of
+/// [`crate::cpu_power`], which are closer on held-out machines (the README's table has both).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CpuModel {
     /// Thermal design power of the CPU package(s) the measured share runs on, in watts.
@@ -162,6 +165,10 @@ impl RamParams {
     }
 }
 
+/// What the RAM parameters rest on, for the outputs that name an estimate's source.
+pub const RAM_MODEL_SOURCE: &str = "Micron MT40A1G8 (8 Gb x8 DDR4-2400) datasheet currents: \
+     standby and refresh per GiB, read-burst and activation energy per byte";
+
 /// Bytes in one GiB.
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
@@ -237,6 +244,17 @@ impl RamModel {
     /// Background power in watts (independent of activity).
     pub fn background_w(&self) -> f64 {
         self.installed_bytes as f64 / GIB * self.params.background_w_per_gib
+    }
+
+    /// Power at a machine CPU utilisation in `[0, 1]` (clamped; NaN: idle), the proxy where no
+    /// memory-traffic counter is readable: at full utilisation the installed memory is swept
+    /// [`RESIDENT_SWEEPS_PER_BUSY_SECOND`] times a second, proportionally less below. The
+    /// background is the datasheet's; the activity is that heuristic, not a measurement.
+    pub fn power_at_utilisation(&self, utilisation: f64) -> PowerEstimate {
+        let u = unit_interval(utilisation);
+        self.power(RamActivity::Traffic {
+            bytes_per_s: self.installed_bytes as f64 * u * RESIDENT_SWEEPS_PER_BUSY_SECOND,
+        })
     }
 
     /// Power for the given activity.
@@ -323,6 +341,16 @@ mod tests {
         };
         assert_eq!(proxy.bytes_per_s(), 3e9);
         assert!(RamModel::new(1 << 30, DramGeneration::Ddr5).background_w() < 0.0648);
+    }
+
+    #[test]
+    fn ram_power_at_utilisation() {
+        let m = RamModel::new(64 << 30, DramGeneration::Ddr4);
+        assert_eq!(m.power_at_utilisation(0.0).watts, m.background_w());
+        assert_eq!(m.power_at_utilisation(f64::NAN).watts, m.background_w());
+        let full = m.power_at_utilisation(1.0).watts;
+        assert!((full - (64.0 * 0.0648 + 64.0 * 1073741824.0 * 72.9e-12)).abs() < 1e-9);
+        assert_eq!(m.power_at_utilisation(2.0).watts, full);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! | [`counter`] | wrapping hardware energy counters turned into a monotonic total |
 //! | [`integrate`] | power samples at irregular times turned into energy, with windows |
 //! | [`estimate`] | RAM and CPU power models for hardware without sensors |
+//! | [`cpu_power`] | CPU package power against load, fitted per family on public measurements |
 //! | [`metrics`] | EDP, ED2P, CO2, fairness and deadline metrics |
 //! | [`source`] | the small interface every measurement source implements |
 //! | [`format`] | the on-disk profile records and their damage-tolerant framing |
@@ -24,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod counter;
+pub mod cpu_power;
 pub mod estimate;
 pub mod format;
 pub mod integrate;

@@ -1,24 +1,20 @@
 //! Finding the sources: hardware counters first, models where there is no sensor.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
-use ea2p_core::estimate::{CpuModel, DramGeneration, RamActivity, RamModel};
+use ea2p_core::cpu_power::CpuPowerModel;
+use ea2p_core::estimate::{DramGeneration, RamModel};
 use ea2p_core::source::{
     truncated, Component, Provenance, Quantity, RawReading, ReadError, ReadErrorKind, Source,
     SourceInfo,
 };
-use ea2p_core::units::{nanos_from_secs, secs, Nanos};
+use ea2p_core::units::{nanos_from_secs, Nanos};
 use ea2p_linux::procfs;
 
 use crate::cpu_tdp;
 use crate::devices::{Devices, GpuPick};
-
-/// Max power per logical CPU when the CPU model is not in [`cpu_tdp::CPU_TDP_TABLE`]: Cloud
-/// Carbon Footprint's SPECpower average (3.5 W per vCPU at full load; the idle share is
-/// `estimate::DEFAULT_IDLE_FRACTION_OF_TDP`).
-pub const DEFAULT_TDP_PER_CPU_W: f64 = 3.5;
 
 /// Where to look and what for.
 #[derive(Debug, Clone)]
@@ -68,10 +64,11 @@ impl std::fmt::Debug for Found {
     }
 }
 
-/// Discovers every source `options` asks for. `pid` is the measured process tree's root,
-/// stored later when the command is spawned (discovery runs before, so that its own cost, NVML
-/// start-up included, is not part of the measured run).
-pub fn discover(options: &DiscoverOptions, pid: Arc<AtomicU32>) -> Found {
+/// Discovers every source `options` asks for. `pid` is the measured process tree's root, stored
+/// later when the command is spawned (discovery runs before, so that its own cost, NVML start-up
+/// included, is not part of the measured run). No source reads it since the RAM model reads the
+/// machine's utilisation instead of walking the tree; it stays for the callers.
+pub fn discover(options: &DiscoverOptions, _pid: Arc<AtomicU32>) -> Found {
     let want = &options.devices;
     let mut found = Found {
         sources: Vec::new(),
@@ -111,33 +108,23 @@ pub fn discover(options: &DiscoverOptions, pid: Arc<AtomicU32>) -> Found {
         }
     }
     if want.cpu && !have_pkg {
-        let (tdp, how) = cpu_tdp_for(options);
+        let (choice, _threads) = cpu_choice(options);
         found.sources.push(Box::new(CpuEstimator {
-            proc_root: options.procfs_root.clone(),
-            model: CpuModel::from_tdp(tdp),
-            last: None,
-            info: estimator_info(
-                Component::CpuPackage,
-                &format!("cpu model: TDP {tdp:.1} W ({how}), /proc/stat"),
-            ),
+            meter: procfs::UtilisationMeter::new(&options.procfs_root),
+            model: choice.model,
+            info: estimator_info(Component::CpuPackage, &choice.short, CPU_MODEL_PERIOD_S),
         }));
     }
     if want.ram && !have_dram {
         match procfs::meminfo(&options.procfs_root) {
-            Ok(m) => found.sources.push(Box::new(RamEstimator {
-                proc_root: options.procfs_root.clone(),
-                model: RamModel::new(m.total_bytes, DramGeneration::Ddr4),
-                pid,
-                ticks_per_s: clock_ticks_per_s(),
-                last: None,
-                info: estimator_info(
-                    Component::Dram,
-                    &format!(
-                        "ram model: {:.1} GiB DDR4",
-                        m.total_bytes as f64 / 1073741824.0
-                    ),
-                ),
-            })),
+            Ok(m) => {
+                let ram = ram_model(m.total_bytes);
+                found.sources.push(Box::new(RamEstimator {
+                    meter: procfs::UtilisationMeter::new(&options.procfs_root),
+                    model: ram.model,
+                    info: estimator_info(Component::Dram, &ram.short, RAM_MODEL_PERIOD_S),
+                }))
+            }
             Err(e) => found.notes.push(format!("RAM model: not available: {e}")),
         }
     }
@@ -213,32 +200,67 @@ fn discover_gpus(options: &DiscoverOptions, found: &mut Found) {
     }
 }
 
-/// The CPU model's TDP: `--cpu-tdp`, else the table entry for this CPU, else 3.5 W per logical
-/// CPU; with a few words saying which (short: they go in the 64-byte source name).
-fn cpu_tdp_for(options: &DiscoverOptions) -> (f64, String) {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-    if let Some(w) = options.cpu_tdp {
-        return (w, "--cpu-tdp".into());
-    }
+/// How often the CPU model reads `/proc/stat` (its utilisation moves in 10 ms ticks).
+pub const CPU_MODEL_PERIOD_S: f64 = 0.1;
+
+/// How often the RAM model reads `/proc/stat`: once a second is enough for a background that
+/// does not move and an activity proxy; it keeps the model's cost off the sampler.
+pub const RAM_MODEL_PERIOD_S: f64 = 1.0;
+
+/// The CPU model `ea2p run` uses on this machine (`--cpu-tdp`, else the CPU name of
+/// `ROOT/cpuinfo`), and the logical CPUs it counts: the `processor` lines of `ROOT/cpuinfo`, the
+/// CPUs `/proc/stat`'s utilisation is over (the thread count of this process's affinity where
+/// cpuinfo lists none). The packages (`physical id`s) count only on bare metal: in a VM (the
+/// `hypervisor` flag) they are virtual. `ea2p estimate cpu` goes through [`cpu_tdp::choose`] too.
+pub fn cpu_choice(options: &DiscoverOptions) -> (cpu_tdp::CpuChoice, u32) {
     let text = std::fs::read_to_string(options.procfs_root.join("cpuinfo")).unwrap_or_default();
     let (model, packages) = cpu_tdp::parse_cpuinfo(&text);
-    match model.as_deref().and_then(cpu_tdp::lookup) {
-        Some(spec) => (
-            cpu_tdp::tdp_for(spec, cpus, packages),
-            format!("{} share", spec.key),
+    let packages = (!text.is_empty() && !cpu_tdp::is_virtual(&text))
+        .then_some(packages.clamp(1, cpu_tdp::MAX_PACKAGES));
+    let threads = match cpu_tdp::count_processors(&text) {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        n => n,
+    }
+    .clamp(1, cpu_tdp::MAX_THREADS);
+    (
+        cpu_tdp::choose(model.as_deref(), threads, packages, options.cpu_tdp),
+        threads,
+    )
+}
+
+/// The RAM model for `installed_bytes` and its description: the one code path of `ea2p run`'s
+/// RAM estimator and `ea2p estimate ram`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RamChoice {
+    /// The model (DDR4 parameters: the generation is not detected).
+    pub model: RamModel,
+    /// In words.
+    pub description: String,
+    /// Short form for the 64-byte source name.
+    pub short: String,
+    /// What it rests on.
+    pub source: &'static str,
+}
+
+/// See [`RamChoice`].
+pub fn ram_model(installed_bytes: u64) -> RamChoice {
+    let gib = installed_bytes as f64 / 1073741824.0;
+    RamChoice {
+        model: RamModel::new(installed_bytes, DramGeneration::Ddr4),
+        description: format!(
+            "DDR4 datasheet model, {gib:.1} GiB: background per GiB + activity (installed memory \
+             swept {} time(s) a second at full CPU utilisation, a heuristic)",
+            ea2p_core::estimate::RESIDENT_SWEEPS_PER_BUSY_SECOND
         ),
-        None => (
-            DEFAULT_TDP_PER_CPU_W * f64::from(cpus),
-            format!("{DEFAULT_TDP_PER_CPU_W} W x {cpus} CPUs"),
-        ),
+        short: format!("ram: {gib:.1} GiB DDR4, Micron datasheet, CPU-util proxy"),
+        source: ea2p_core::estimate::RAM_MODEL_SOURCE,
     }
 }
 
 /// The CPU model fed by the machine's utilisation from /proc/stat.
 struct CpuEstimator {
-    proc_root: PathBuf,
-    model: CpuModel,
-    last: Option<procfs::CpuTimes>,
+    meter: procfs::UtilisationMeter,
+    model: CpuPowerModel,
     info: SourceInfo,
 }
 
@@ -247,27 +269,21 @@ impl Source for CpuEstimator {
         &self.info
     }
     fn read(&mut self, _now: Nanos) -> Result<RawReading, ReadError> {
-        let t = procfs::cpu_times(&self.proc_root)
-            .map_err(|e| ReadError::new(ReadErrorKind::Other, &e.to_string()))?;
         let u = self
-            .last
-            .and_then(|l| t.utilisation_since(&l))
-            .unwrap_or(0.0);
-        self.last = Some(t);
-        Ok(RawReading::PowerMilliwatts(
-            (self.model.power(u).watts * 1e3) as u64,
-        ))
+            .meter
+            .read()
+            .map_err(|e| ReadError::new(ReadErrorKind::Other, &e.to_string()))?;
+        Ok(RawReading::PowerMilliwatts(milliwatts(
+            self.model.power(u.unwrap_or(0.0)).watts,
+        )))
     }
 }
 
-/// The RAM model: background from installed memory, activity from the measured tree's resident
-/// memory and CPU use (no traffic counter is read yet).
+/// The RAM model: background from installed memory, activity from the machine's utilisation
+/// (one read of /proc/stat per second; no memory-traffic counter is read yet).
 struct RamEstimator {
-    proc_root: PathBuf,
+    meter: procfs::UtilisationMeter,
     model: RamModel,
-    pid: Arc<AtomicU32>,
-    ticks_per_s: f64,
-    last: Option<(Nanos, u64)>,
     info: SourceInfo,
 }
 
@@ -275,53 +291,34 @@ impl Source for RamEstimator {
     fn info(&self) -> &SourceInfo {
         &self.info
     }
-    fn read(&mut self, now: Nanos) -> Result<RawReading, ReadError> {
-        let u = procfs::tree_usage(&self.proc_root, self.pid.load(Ordering::Relaxed))
+    fn read(&mut self, _now: Nanos) -> Result<RawReading, ReadError> {
+        let u = self
+            .meter
+            .read()
             .map_err(|e| ReadError::new(ReadErrorKind::Other, &e.to_string()))?;
-        let busy = match self.last {
-            Some((t0, c0)) if now > t0 => {
-                u.cpu_ticks.saturating_sub(c0) as f64 / self.ticks_per_s / secs(now - t0)
-            }
-            _ => 0.0,
-        };
-        self.last = Some((now, u.cpu_ticks));
-        let activity = RamActivity::ResidentSet {
-            resident_bytes: u.rss_pages as f64 * page_size() as f64,
-            busy_cpus: busy,
-        };
-        Ok(RawReading::PowerMilliwatts(
-            (self.model.power(activity).watts * 1e3) as u64,
-        ))
+        Ok(RawReading::PowerMilliwatts(milliwatts(
+            self.model.power_at_utilisation(u.unwrap_or(0.0)).watts,
+        )))
     }
 }
 
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions; it returns -1 on error, handled below.
-    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if v > 0 {
-        v as u64
+/// Watts to the milliwatts a power reading carries (the models' outputs are finite and
+/// non-negative; anything else reads as 0).
+fn milliwatts(w: f64) -> u64 {
+    if w.is_finite() && w > 0.0 {
+        (w * 1e3) as u64
     } else {
-        4096
+        0
     }
 }
 
-fn clock_ticks_per_s() -> f64 {
-    // SAFETY: as above.
-    let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if v > 0 {
-        v as f64
-    } else {
-        100.0
-    }
-}
-
-fn estimator_info(component: Component, name: &str) -> SourceInfo {
+fn estimator_info(component: Component, name: &str, period_s: f64) -> SourceInfo {
     SourceInfo {
         component,
         index: 0,
         provenance: Provenance::Estimated,
         quantity: Quantity::Power { averaging_ns: 0 },
-        update_period_ns: nanos_from_secs(0.1),
+        update_period_ns: nanos_from_secs(period_s),
         max_power_w: None,
         name: truncated(name),
     }

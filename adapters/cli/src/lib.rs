@@ -17,6 +17,7 @@
 pub mod cpu_tdp;
 pub mod devices;
 pub mod discover;
+pub mod estimate_cmd;
 pub mod launcher;
 pub mod merge;
 pub mod monitor;

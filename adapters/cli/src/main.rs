@@ -77,6 +77,12 @@ enum Cmd {
     },
     /// List every energy source found, what it reads, and why the others cannot be read.
     Sources(SourceArgs),
+    /// Print the watts the CPU or RAM model of `ea2p run` gives for given inputs, with the table
+    /// entry or fallback it used and the public data it rests on.
+    Estimate {
+        #[command(subcommand)]
+        what: ea2p::estimate_cmd::EstimateCmd,
+    },
     /// Re-read a profile file (a damaged or cut one too): summary, regions at their exact
     /// boundaries, time without readings, what damaged bytes cost; JSON, CSV timeline, SVG plot.
     #[command(after_help = files_help!())]
@@ -97,9 +103,9 @@ enum Cmd {
 
 #[derive(clap::Args, Debug)]
 struct SourceArgs {
-    /// CPU TDP in watts for the CPU model (default: from the CPU's model name, else 3.5 W per
-    /// logical CPU).
-    #[arg(long)]
+    /// CPU TDP in watts for the CPU model (default: from the CPU's model name, else the CPU
+    /// family's measured watts per logical CPU).
+    #[arg(long, value_parser = ea2p::cpu_tdp::parse_tdp)]
     cpu_tdp: Option<f64>,
     /// Print the sources as JSON.
     #[arg(long)]
@@ -126,7 +132,7 @@ struct ServeArgs {
     #[arg(long)]
     json: Option<PathBuf>,
     /// CPU TDP in watts for the CPU model.
-    #[arg(long)]
+    #[arg(long, value_parser = ea2p::cpu_tdp::parse_tdp)]
     cpu_tdp: Option<f64>,
 }
 
@@ -167,9 +173,9 @@ struct RunArgs {
     /// Grid carbon intensity in g CO2e/kWh (default: the IEA world average, 475).
     #[arg(long, default_value_t = DEFAULT_CARBON_INTENSITY_G_PER_KWH)]
     carbon_intensity: f64,
-    /// CPU TDP in watts for the CPU model (default: from the CPU's model name, else 3.5 W per
-    /// logical CPU).
-    #[arg(long)]
+    /// CPU TDP in watts for the CPU model (default: from the CPU's model name, else the CPU
+    /// family's measured watts per logical CPU).
+    #[arg(long, value_parser = ea2p::cpu_tdp::parse_tdp)]
     cpu_tdp: Option<f64>,
     /// Serve live metrics for Prometheus at ADDR (PORT or :PORT = 127.0.0.1:PORT, or HOST:PORT)
     /// under /metrics while CMD runs.
@@ -504,6 +510,7 @@ fn main() -> ExitCode {
     let result = match &cli.cmd {
         Cmd::Run(a) => run(&cli, a),
         Cmd::Sources(a) => sources(&cli, a).map(|()| ExitCode::SUCCESS),
+        Cmd::Estimate { what } => ea2p::estimate_cmd::run(what).map(|()| ExitCode::SUCCESS),
         Cmd::Serve(a) => serve(&cli, a),
         Cmd::Merge { files, json } => {
             warn_if_readable(files);

@@ -95,6 +95,44 @@ pub fn cpu_times(proc_root: &Path) -> Result<CpuTimes, ProcError> {
     parse_stat(&read(&path)?, &path)
 }
 
+/// The machine's CPU utilisation between successive reads of `ROOT/stat`: one small file per
+/// read, what both estimators need (the RAM model no longer walks `/proc/*/stat`).
+#[derive(Debug, Clone)]
+pub struct UtilisationMeter {
+    path: PathBuf,
+    last: Option<CpuTimes>,
+    buf: String,
+}
+
+impl UtilisationMeter {
+    /// A meter of `ROOT/stat`; nothing is read yet.
+    pub fn new(proc_root: &Path) -> Self {
+        UtilisationMeter {
+            path: proc_root.join("stat"),
+            last: None,
+            buf: String::new(),
+        }
+    }
+
+    /// Reads the counters; returns the utilisation in `[0, 1]` since the previous read (`None` on
+    /// the first read or when no tick elapsed).
+    pub fn read(&mut self) -> Result<Option<f64>, ProcError> {
+        use std::io::Read;
+        self.buf.clear();
+        // Bounded: the `cpu ` line is the first; 64 KiB holds it on any machine.
+        fs::File::open(&self.path)
+            .and_then(|f| f.take(64 * 1024).read_to_string(&mut self.buf))
+            .map_err(|source| ProcError::Io {
+                path: self.path.display().to_string(),
+                source,
+            })?;
+        let t = parse_stat(&self.buf, &self.path)?;
+        let u = self.last.and_then(|l| t.utilisation_since(&l));
+        self.last = Some(t);
+        Ok(u)
+    }
+}
+
 /// Memory figures from `/proc/meminfo`, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemInfo {
@@ -282,6 +320,21 @@ mod tests {
             .to_string()
             .contains("\"cpu \""));
         assert!(parse_stat("cpu  a b c d\n", p).is_err());
+    }
+
+    #[test]
+    fn utilisation_meter() {
+        let dir = std::env::temp_dir().join(format!("ea2p-util-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let mut m = UtilisationMeter::new(&dir);
+        assert!(m.read().unwrap_err().to_string().contains("stat"));
+        fs::write(dir.join("stat"), "cpu  100 0 0 900 0 0 0 0\n").unwrap();
+        assert_eq!(m.read().unwrap(), None);
+        fs::write(dir.join("stat"), "cpu  175 0 0 925 0 0 0 0\n").unwrap();
+        assert_eq!(m.read().unwrap(), Some(0.75));
+        fs::write(dir.join("stat"), "garbage\n").unwrap();
+        assert!(m.read().is_err());
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
