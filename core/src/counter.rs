@@ -219,9 +219,15 @@ impl EnergyCounter {
         self.last = Some((now, raw));
         if raw == prev {
             // A repeated value: nothing to add, and no evidence the counter updated, so the
-            // interval of the next delta still starts where this value was first read.
+            // interval of the next delta still starts where this value was first read. After
+            // long enough, whole wraps may hide behind the same value.
+            let ambiguous = matches!(
+                (self.spec.max_plausible_ticks(now - self.since), self.spec.modulus()),
+                (Some(p), Some(m)) if p >= m
+            );
             self.stats.accepted += 1;
-            return outcome(CounterEvent::Advanced, 0, 0, 0, false);
+            self.stats.ambiguous += u64::from(ambiguous);
+            return outcome(CounterEvent::Advanced, 0, 0, 0, ambiguous);
         }
         let interval = now - self.since;
         self.since = now;

@@ -184,7 +184,7 @@ fn source_total() -> impl Strategy<Value = SourceTotal> {
         finite(),
         provenance(),
         any::<u64>(),
-        any::<u32>(),
+        any::<u64>(),
     )
         .prop_map(
             |(source, energy_j, avg_w, peak_w, provenance, samples, rejected)| SourceTotal {
