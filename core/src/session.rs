@@ -30,14 +30,15 @@
 //! };
 //! let mut s: Session<4> = Session::new();
 //! s.add_source(0, info).unwrap();
-//! s.handle_reading(0, 0, RawReading::Counter(1_000)).unwrap();
-//! s.handle_reading(0, 10_000_000, RawReading::Counter(501_000)).unwrap(); // 0.5 J in 10 ms
-//! s.handle_reading(0, 20_000_000, RawReading::Counter(400)).unwrap(); // backwards: a reset
 //! let mut gaps = 0;
-//! while let Some(r) = s.poll_record() {
-//!     if let Record::Gap(g) = r {
-//!         assert_eq!(g.reason, GapReason::CounterReset);
-//!         gaps += 1;
+//! // 0.5 J in 10 ms, then the counter goes backwards: a reset.
+//! for (t, v) in [(0, 1_000), (10_000_000, 501_000), (20_000_000, 400)] {
+//!     s.handle_reading(0, t, RawReading::Counter(v)).unwrap();
+//!     while let Some(r) = s.poll_record() {
+//!         if let Record::Gap(g) = r {
+//!             assert_eq!(g.reason, GapReason::CounterReset);
+//!             gaps += 1;
+//!         }
 //!     }
 //! }
 //! assert_eq!(gaps, 1);
