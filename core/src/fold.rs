@@ -467,6 +467,34 @@ impl<const S: usize, const R: usize> Fold<S, R> {
         })
     }
 
+    /// Region `id` as it would be measured if the stream ended now: boundaries not placed yet
+    /// take the component's last energy, as [`Fold::finish`] does. `None` if the region is not
+    /// held (never begun, dropped, or already polled).
+    pub fn peek_region(&self, id: u32) -> Option<RegionEnergy<S>> {
+        let r = self.regions.iter().find(|r| r.id == id)?;
+        let mut energies = Vec::new();
+        let mut total_j = 0.0;
+        for ((b, e), c) in r.begin.iter().zip(&r.end).zip(&self.sources) {
+            let at = |x: &Bound| match x {
+                Bound::Done(v) => *v,
+                _ => c.energy_j,
+            };
+            let de = (at(e) - at(b)).max(0.0);
+            let _ = energies.push(de);
+            if !c.info.component.is_nested() {
+                total_j += de;
+            }
+        }
+        Some(RegionEnergy {
+            id: r.id,
+            name: r.name.clone(),
+            begin_t: r.begin_t,
+            end_t: r.end_t.unwrap_or(self.t_max),
+            energies,
+            total_j,
+        })
+    }
+
     /// The stream is over: boundaries after a component's last reading take its last energy,
     /// gaps still open run to the end, and a component read for less than one window takes its
     /// average as its peak. Call once, then poll the remaining regions.

@@ -232,8 +232,11 @@ pub enum GapReason {
 }
 
 impl GapReason {
-    /// Every reason, in the order of [`GapReason::index`]; read errors are one entry.
-    pub const ALL: [GapReason; 10] = [
+    /// Every reason, in the order of [`GapReason::index`].
+    pub const ALL: [GapReason; 13] = [
+        GapReason::ReadError(ReadErrorKind::PermissionDenied),
+        GapReason::ReadError(ReadErrorKind::Gone),
+        GapReason::ReadError(ReadErrorKind::Malformed),
         GapReason::ReadError(ReadErrorKind::Other),
         GapReason::DeviceLost,
         GapReason::SourceFailed,
@@ -246,27 +249,32 @@ impl GapReason {
         GapReason::WrongKind,
     ];
 
-    /// A small index for per-reason tallies: position in [`GapReason::ALL`] (all read errors
-    /// share one slot).
+    /// A small index for per-reason tallies: the position in [`GapReason::ALL`].
     pub const fn index(self) -> usize {
         match self {
-            GapReason::ReadError(_) => 0,
-            GapReason::DeviceLost => 1,
-            GapReason::SourceFailed => 2,
-            GapReason::Overrun => 3,
-            GapReason::CounterReset => 4,
-            GapReason::ImplausibleDelta => 5,
-            GapReason::OutOfRange => 6,
-            GapReason::OutOfOrder => 7,
-            GapReason::InvalidValue => 8,
-            GapReason::WrongKind => 9,
+            GapReason::ReadError(ReadErrorKind::PermissionDenied) => 0,
+            GapReason::ReadError(ReadErrorKind::Gone) => 1,
+            GapReason::ReadError(ReadErrorKind::Malformed) => 2,
+            GapReason::ReadError(ReadErrorKind::Other) => 3,
+            GapReason::DeviceLost => 4,
+            GapReason::SourceFailed => 5,
+            GapReason::Overrun => 6,
+            GapReason::CounterReset => 7,
+            GapReason::ImplausibleDelta => 8,
+            GapReason::OutOfRange => 9,
+            GapReason::OutOfOrder => 10,
+            GapReason::InvalidValue => 11,
+            GapReason::WrongKind => 12,
         }
     }
 
-    /// Short name for reports and JSON keys (`read-error`, `counter-reset`...).
+    /// Short name for reports and JSON keys (`read-error-malformed`, `counter-reset`...).
     pub const fn as_str(self) -> &'static str {
         match self {
-            GapReason::ReadError(_) => "read-error",
+            GapReason::ReadError(ReadErrorKind::PermissionDenied) => "read-error-permission-denied",
+            GapReason::ReadError(ReadErrorKind::Gone) => "read-error-gone",
+            GapReason::ReadError(ReadErrorKind::Malformed) => "read-error-malformed",
+            GapReason::ReadError(ReadErrorKind::Other) => "read-error-other",
             GapReason::DeviceLost => "device-lost",
             GapReason::SourceFailed => "source-failed",
             GapReason::Overrun => "overrun",

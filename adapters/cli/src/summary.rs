@@ -1,8 +1,35 @@
 //! The run's summary: the table `ea2p run` prints and the JSON scripts rely on.
 
+use std::collections::BTreeMap;
+
+use ea2p_core::fold::{ComponentFold, Fold, RegionEnergy};
+use ea2p_core::format::GapReason;
 use ea2p_core::metrics::{co2_grams, edp};
-use ea2p_core::units::wh;
+use ea2p_core::units::{secs, wh};
 use serde::Serialize;
+
+use crate::discover::component_name;
+
+/// Sources a run measures at most (a two-socket machine with eight GPUs and the estimators uses
+/// about 25); further ones are noted and not read.
+pub const MAX_SOURCES: usize = 48;
+/// Regions open at once (or ended and waiting for the readings that place their end); more are
+/// noted and not measured.
+pub const MAX_OPEN_REGIONS: usize = 64;
+/// The fold that both `ea2p run` and `ea2p report` use.
+pub type RunFold = Fold<MAX_SOURCES, MAX_OPEN_REGIONS>;
+/// A region measured by [`RunFold`].
+pub type RunRegion = RegionEnergy<MAX_SOURCES>;
+
+/// Readings of one reason that were refused or failed, and the time they left without a valid
+/// reading.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Anomaly {
+    /// Readings.
+    pub count: u64,
+    /// Seconds covered (overlaps counted once).
+    pub covered_s: f64,
+}
 
 /// The measured process tree's share of one GPU's energy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -32,8 +59,20 @@ pub struct ComponentSummary {
     pub peak_w: f64,
     /// Contained in another component (cores, uncore in their package): not in the total.
     pub nested: bool,
-    /// Failed reads, each a gap in the series.
+    /// The window peak power is taken over (at least 10 ms and the source's update period;
+    /// the run's span when shorter), seconds.
+    pub peak_window_s: f64,
+    /// Readings not used: failed reads and refused values, each a gap in the profile.
     pub read_errors: u64,
+    /// `read_errors` by reason (`read-error`, `counter-reset`, `implausible-delta`,
+    /// `out-of-range`...), with the time each covered.
+    pub anomalies: BTreeMap<&'static str, Anomaly>,
+    /// Time from the start of each run of gaps to the next valid reading, seconds.
+    pub without_readings_s: f64,
+    /// Counter wraps handled (exact, not anomalies).
+    pub wraps: u64,
+    /// Samples read.
+    pub samples: u64,
     /// For GPUs shared with other processes: the measured tree's part.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process_share: Option<GpuShare>,
@@ -77,7 +116,104 @@ pub struct Summary {
     pub regions_left_open: Vec<String>,
 }
 
+impl ComponentSummary {
+    /// One component's figures from the fold.
+    pub fn from_fold(c: &ComponentFold) -> Self {
+        let anomalies = GapReason::ALL
+            .iter()
+            .map(|r| (r.as_str(), c.anomalies[r.index()]))
+            .filter(|(_, t)| t.count > 0)
+            .map(|(k, t)| {
+                (
+                    k,
+                    Anomaly {
+                        count: t.count,
+                        covered_s: secs(t.covered_ns),
+                    },
+                )
+            })
+            .collect();
+        ComponentSummary {
+            name: component_name(&c.info),
+            kind: c.info.provenance.as_str(),
+            source: c.info.name.to_string(),
+            energy_j: c.energy_j,
+            avg_w: c.avg_w(),
+            peak_w: c.peak_w,
+            nested: c.info.component.is_nested(),
+            peak_window_s: secs(c.peak_window_ns),
+            read_errors: c.refused(),
+            anomalies,
+            without_readings_s: secs(c.without_readings_ns),
+            wraps: c.wraps,
+            samples: c.samples,
+            process_share: None,
+        }
+    }
+}
+
+impl RegionSummary {
+    /// A region measured by the fold.
+    pub fn from_fold(r: &RunRegion) -> Self {
+        RegionSummary {
+            name: r.name.to_string(),
+            start_s: secs(r.begin_t),
+            end_s: secs(r.end_t),
+            energy_j: r.total_j,
+        }
+    }
+}
+
+/// Regions kept in a summary; later ones are counted in `regions_not_listed` (they are all in
+/// the profile), so a loop of millions of regions cannot grow memory.
+pub const MAX_REGIONS_IN_SUMMARY: usize = 10_000;
+
+/// Collects the fold's regions for a summary, as they are measured.
+#[derive(Debug, Clone, Default)]
+pub struct RegionList {
+    /// Kept regions, in the order they were measured.
+    pub kept: Vec<RegionSummary>,
+    /// Regions beyond [`MAX_REGIONS_IN_SUMMARY`].
+    pub not_kept: u64,
+}
+
+impl RegionList {
+    /// Adds one measured region.
+    pub fn push(&mut self, r: &RunRegion) {
+        if self.kept.len() < MAX_REGIONS_IN_SUMMARY {
+            self.kept.push(RegionSummary::from_fold(r));
+        } else {
+            self.not_kept += 1;
+        }
+    }
+}
+
 impl Summary {
+    /// The summary of a finished fold: the one place where live runs and replays become the
+    /// figures a user reads.
+    pub fn from_fold(
+        fold: &RunFold,
+        regions: RegionList,
+        carbon_intensity: f64,
+        exit_code: Option<i32>,
+    ) -> Self {
+        let components = fold
+            .components()
+            .iter()
+            .map(ComponentSummary::from_fold)
+            .collect();
+        let not_listed = regions.not_kept + fold.regions_dropped();
+        Summary::new(
+            secs(fold.duration_ns()),
+            components,
+            regions.kept,
+            not_listed,
+            fold.open_regions().map(str::to_string).collect(),
+            carbon_intensity,
+            exit_code,
+        )
+    }
+
     /// Totals and derived metrics from the components.
     pub fn new(
         duration_s: f64,
@@ -124,9 +260,15 @@ impl Summary {
             } else {
                 "-".to_string()
             };
+            // A component with anomalies is marked, and its anomalies listed under it.
+            let name = if c.read_errors > 0 {
+                format!("{}!", c.name)
+            } else {
+                c.name.clone()
+            };
             t += &format!(
                 "{:<11} {:<9} {:>12.3} {:>10.5} {:>9.2} {:>9.2} {:>7}\n",
-                c.name,
+                name,
                 c.kind,
                 c.energy_j,
                 wh(c.energy_j),
@@ -144,9 +286,41 @@ impl Summary {
                 );
             }
             if c.read_errors > 0 {
+                let what: Vec<String> = c
+                    .anomalies
+                    .iter()
+                    .map(|(k, a)| format!("{} {k} ({:.3} s)", a.count, a.covered_s))
+                    .collect();
                 t += &format!(
-                    "{:<11} ({} failed reads, marked as gaps)\n",
-                    "", c.read_errors
+                    "{:<11} ! {} readings not used, marked as gaps: {}; {:.3} s without valid readings\n",
+                    "",
+                    c.read_errors,
+                    what.join(", "),
+                    c.without_readings_s
+                );
+            }
+        }
+        if let Some(w) = self
+            .components
+            .iter()
+            .map(|c| c.peak_window_s)
+            .reduce(f64::min)
+        {
+            let longest = self
+                .components
+                .iter()
+                .map(|c| c.peak_window_s)
+                .fold(w, f64::max);
+            if longest > w {
+                t += &format!(
+                    "peak W: highest average over windows of {:.0} to {:.0} ms (at least 10 ms and each source's update period)\n",
+                    w * 1e3,
+                    longest * 1e3
+                );
+            } else {
+                t += &format!(
+                    "peak W: highest average over {:.0} ms windows (at least 10 ms and each source's update period)\n",
+                    w * 1e3
                 );
             }
         }
