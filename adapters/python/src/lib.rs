@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use ea2p::{Devices, DiscoverOptions, Measurement, Monitor, MonitorHandle, MonitorOptions};
+use ea2p_sampler::{Devices, DiscoverOptions, Measurement, Monitor, MonitorHandle, MonitorOptions};
 use ea2p_core::metrics::DEFAULT_CARBON_INTENSITY_G_PER_KWH;
 use pyo3::create_exception;
 use pyo3::exceptions::PyRuntimeError;
@@ -332,7 +332,7 @@ fn sources(
         devices: Devices::default(),
         cpu_tdp,
     };
-    let report = py.allow_threads(|| ea2p::sources(&options));
+    let report = py.allow_threads(|| ea2p_sampler::sources(&options));
     serialize_to_py(py, &report)
 }
 
