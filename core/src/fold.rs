@@ -329,8 +329,8 @@ impl<const S: usize, const R: usize> Fold<S, R> {
             power_w: f64::from(smp.power_w),
             after_gap: false,
         };
-        let restart = smp.flags.contains(SampleFlags::RESET)
-            || smp.flags.contains(SampleFlags::REJECTED);
+        let restart =
+            smp.flags.contains(SampleFlags::RESET) || smp.flags.contains(SampleFlags::REJECTED);
         if smp.flags.contains(SampleFlags::WRAP) {
             c.wraps += 1;
         }

@@ -144,7 +144,9 @@ impl core::fmt::Display for MarkerError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             MarkerError::EmptyName => "a region needs a name",
-            MarkerError::AlreadyOpen => "this region is already open; end it first or use another name",
+            MarkerError::AlreadyOpen => {
+                "this region is already open; end it first or use another name"
+            }
             MarkerError::NotOpen => "this region is not open (no begin, or already ended)",
             MarkerError::TooManyOpen => "too many regions open at once",
             MarkerError::OutputFull => "the output queue is full: poll first",
@@ -212,6 +214,8 @@ impl<const S: usize, const R: usize> Session<S, R> {
     }
 
     /// Declares a source under `id` (writes its [`SourceDecl`]).
+    // The refused description is handed back whole (heapless' way: no allocator to box it).
+    #[allow(clippy::result_large_err)]
     pub fn add_source(&mut self, id: u16, info: SourceInfo) -> Result<(), AddSourceError> {
         if self.sources.iter().any(|s| s.id == id) {
             return Err(AddSourceError::DuplicateId(id));
@@ -220,8 +224,14 @@ impl<const S: usize, const R: usize> Session<S, R> {
             return Err(AddSourceError::OutputFull(info));
         }
         let (meter, joules_per_tick) = match info.counter_spec() {
-            Some(spec) => (Meter::Counter(EnergyCounter::new(spec)), spec.joules_per_tick),
-            None => (Meter::Power(EnergyTrack::new(SeriesKind::PowerSamples, 0)), 0.0),
+            Some(spec) => (
+                Meter::Counter(EnergyCounter::new(spec)),
+                spec.joules_per_tick,
+            ),
+            None => (
+                Meter::Power(EnergyTrack::new(SeriesKind::PowerSamples, 0)),
+                0.0,
+            ),
         };
         let tracked = Tracked {
             id,
@@ -316,13 +326,27 @@ impl<const S: usize, const R: usize> Session<S, R> {
                         Ok((energy, power, flags))
                     }
                     CounterEvent::Reset => {
-                        gap_then_resume(s, out, now, gap_from, GapReason::CounterReset,
-                            flags.with(SampleFlags::RESET), raw);
+                        gap_then_resume(
+                            s,
+                            out,
+                            now,
+                            gap_from,
+                            GapReason::CounterReset,
+                            flags.with(SampleFlags::RESET),
+                            raw,
+                        );
                         return Ok(());
                     }
                     CounterEvent::Rejected => {
-                        gap_then_resume(s, out, now, gap_from,
-                            GapReason::ImplausibleDelta, flags.with(SampleFlags::REJECTED), raw);
+                        gap_then_resume(
+                            s,
+                            out,
+                            now,
+                            gap_from,
+                            GapReason::ImplausibleDelta,
+                            flags.with(SampleFlags::REJECTED),
+                            raw,
+                        );
                         return Ok(());
                     }
                     CounterEvent::OutOfRange => Err(GapReason::OutOfRange),

@@ -358,7 +358,11 @@ pub fn report(file: &Path, options: &ReportOptions) -> Result<String> {
     read_profile(file, options).map(|r| render(&r))
 }
 
-fn plot(path: &Path, sources: &[(String, &'static str, &PlotState)], r: &ProfileReport) -> Result<()> {
+fn plot(
+    path: &Path,
+    sources: &[(String, &'static str, &PlotState)],
+    r: &ProfileReport,
+) -> Result<()> {
     use plotters::prelude::*;
     let series: Vec<(String, Vec<(f64, f64)>)> = sources
         .iter()

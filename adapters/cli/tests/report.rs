@@ -261,8 +261,18 @@ fn sources_declared_out_of_id_order_get_their_own_region_energy() {
     let tmp = tempfile::tempdir().unwrap();
     let (p, j) = (tmp.path().join("o.ea2p"), tmp.path().join("o.json"));
     fs::write(&p, &file).unwrap();
-    let out = ea2p().arg("report").arg(&p).arg("--json").arg(&j).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ea2p()
+        .arg("report")
+        .arg(&p)
+        .arg("--json")
+        .arg(&j)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = json(&j);
     let e = r["regions"][0]["energy_j"].as_f64().unwrap();
     assert!((e - 50.5).abs() < 1e-9, "{r}");

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use ea2p_sampler::{Devices, DiscoverOptions, Measurement, Monitor, MonitorHandle, MonitorOptions};
 use ea2p_core::metrics::DEFAULT_CARBON_INTENSITY_G_PER_KWH;
+use ea2p_sampler::{Devices, DiscoverOptions, Measurement, Monitor, MonitorHandle, MonitorOptions};
 use pyo3::create_exception;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;

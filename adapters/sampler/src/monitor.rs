@@ -298,7 +298,6 @@ impl Inner {
             components,
         }
     }
-
 }
 
 /// A cheap, cloneable handle for regions and live readings from other threads (the
@@ -387,7 +386,6 @@ impl std::fmt::Debug for Monitor {
             .finish()
     }
 }
-
 
 /// What the profile file received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -660,8 +658,7 @@ fn lane(
     mut gpu: Option<GpuAttribution>,
 ) -> Option<GpuAttribution> {
     // The readings of one wake-up; kept across wake-ups so that sampling allocates nothing.
-    let mut readings: Vec<(u16, Result<RawReading, ReadError>)> =
-        Vec::with_capacity(sources.len());
+    let mut readings: Vec<(u16, Result<RawReading, ReadError>)> = Vec::with_capacity(sources.len());
     let mut read_now_seen = 0;
     loop {
         let stopping = inner.stop.load(Ordering::Relaxed);

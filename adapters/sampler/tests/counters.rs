@@ -68,7 +68,7 @@ impl Source for TimeCounter {
             _ => (ms, 0),
         };
         let uj = base + (self.watts * t_ms * 1e3) as u64;
-        Ok(RawReading::Counter(uj.min(u64::MAX) % (self.max + 1).max(1)))
+        Ok(RawReading::Counter(uj % (self.max + 1)))
     }
 }
 
@@ -115,13 +115,18 @@ fn peak_power_at_1_ms_on_a_steady_counter_is_the_steady_power() {
     let c = &s.components[0];
     assert!((c.peak_w - 40.0).abs() < 0.05 * 40.0, "{c:?}");
     assert!(c.peak_window_s >= 0.010, "{c:?}");
-    assert!(s.table().contains("peak W: highest average over 10 ms windows"));
+    assert!(s
+        .table()
+        .contains("peak W: highest average over 10 ms windows"));
 }
 
 #[test]
 fn a_reset_is_flagged_and_not_summed() {
     // No power bound: only the wrap-versus-reset rule stands between a reset and +131 kJ.
-    let s = run(TimeCounter::new(10.0, RAPL_MAX, None, Misbehaviour::Reset), 600);
+    let s = run(
+        TimeCounter::new(10.0, RAPL_MAX, None, Misbehaviour::Reset),
+        600,
+    );
     let c = &s.components[0];
     assert_eq!(c.anomalies["counter-reset"].count, 1, "{c:?}");
     assert_eq!(c.wraps, 0);
