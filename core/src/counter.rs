@@ -7,10 +7,16 @@
 //!
 //! - the wrap modulus is exact: a counter whose largest value is `max` goes `max -> 0`, so one wrap
 //!   adds `max + 1 - last + now` ticks;
-//! - a delta larger than the component can physically produce (above its maximum power x elapsed
-//!   time) is rejected and counted, never added;
-//! - a backwards step that is not a plausible wrap is a reset (driver reload): flagged, not added,
-//!   and the counter re-bases on the new value;
+//! - the plausibility bound runs over the time since the baseline value was first read: a reading
+//!   that repeats the previous value is no evidence that the counter updated, so a counter that
+//!   stalls for 100 ms and then jumps is judged over those 100 ms, and the jump is energy spent
+//!   during the stall ([`CounterUpdate::interval_ns`] says over how long to spread it);
+//! - a delta larger than the component can physically produce over that whole interval (above
+//!   its maximum power x interval) is rejected and counted, never added;
+//! - a backwards step is a wrap only when it goes from near the top to near zero: the wrapped
+//!   delta must be plausible for the interval or, without a power bound, below a quarter of the
+//!   modulus. Anything else is a reset (driver reload): flagged, not added, and the counter
+//!   re-bases on the new value;
 //! - when the wrap point is unknown, a backwards step is always treated as a reset, never as a
 //!   huge positive delta;
 //! - when so much time passed that the counter may have wrapped more than once, the reading is
@@ -105,11 +111,12 @@ pub enum CounterEvent {
     Advanced,
     /// The counter wrapped once; the wrapped delta was added.
     Wrapped,
-    /// The counter went backwards in a way that is not a plausible wrap (driver reload), or the
-    /// wrap point is unknown: nothing added, the baseline moved to the new value.
+    /// The counter went backwards in a way that is not a wrap (not from near the top to near
+    /// zero: a driver reload), or the wrap point is unknown: nothing added, the baseline moved to
+    /// the new value.
     Reset,
-    /// The delta is above the component's maximum power x elapsed time: not added, counted, and
-    /// the baseline moved to the new value.
+    /// The delta is above the component's maximum power x the interval since the baseline value
+    /// was first read: not added, counted, and the baseline moved to the new value.
     Rejected,
     /// The reading's timestamp is not after the previous one: ignored entirely.
     OutOfOrder,
@@ -127,6 +134,10 @@ pub struct CounterUpdate {
     pub added_ticks: u64,
     /// Ticks seen but not added (rejected delta); 0 otherwise.
     pub discarded_ticks: u64,
+    /// The interval the added ticks were spent over: from the reading where the previous value
+    /// was first seen to this one (longer than the read interval after a stall); 0 when nothing
+    /// was added.
+    pub interval_ns: Nanos,
     /// True when enough time passed for the counter to wrap more than once, so the added delta
     /// (the smallest one consistent with the reading) may be short by whole wraps.
     pub ambiguous: bool,
@@ -158,6 +169,8 @@ pub struct CounterStats {
 pub struct EnergyCounter {
     spec: CounterSpec,
     last: Option<(Nanos, u64)>,
+    /// When the baseline value (`last.1`) was first read.
+    since: Nanos,
     total_ticks: u128,
     stats: CounterStats,
 }
@@ -168,6 +181,7 @@ impl EnergyCounter {
         Self {
             spec,
             last: None,
+            since: 0,
             total_ticks: 0,
             stats: CounterStats {
                 accepted: 0,
@@ -191,44 +205,61 @@ impl EnergyCounter {
     pub fn update(&mut self, now: Nanos, raw: u64) -> CounterUpdate {
         if matches!(self.spec.max_ticks, Some(max) if raw > max) {
             self.stats.out_of_range += 1;
-            return outcome(CounterEvent::OutOfRange, 0, 0, false);
+            return outcome(CounterEvent::OutOfRange, 0, 0, 0, false);
         }
         let Some((t_prev, prev)) = self.last else {
             self.last = Some((now, raw));
-            return outcome(CounterEvent::Baseline, 0, 0, false);
+            self.since = now;
+            return outcome(CounterEvent::Baseline, 0, 0, 0, false);
         };
         if now <= t_prev {
             self.stats.out_of_order += 1;
-            return outcome(CounterEvent::OutOfOrder, 0, 0, false);
+            return outcome(CounterEvent::OutOfOrder, 0, 0, 0, false);
         }
-        let elapsed = now - t_prev;
         self.last = Some((now, raw));
-        let plausible = self.spec.max_plausible_ticks(elapsed);
+        if raw == prev {
+            // A repeated value: nothing to add, and no evidence the counter updated, so the
+            // interval of the next delta still starts where this value was first read. After
+            // long enough, whole wraps may hide behind the same value.
+            let ambiguous = matches!(
+                (self.spec.max_plausible_ticks(now - self.since), self.spec.modulus()),
+                (Some(p), Some(m)) if p >= m
+            );
+            self.stats.accepted += 1;
+            self.stats.ambiguous += u64::from(ambiguous);
+            return outcome(CounterEvent::Advanced, 0, 0, 0, ambiguous);
+        }
+        let interval = now - self.since;
+        self.since = now;
+        let plausible = self.spec.max_plausible_ticks(interval);
         let modulus = self.spec.modulus();
         // More than one wrap is possible when the component could produce a whole modulus.
         let ambiguous = matches!((plausible, modulus), (Some(p), Some(m)) if p >= m);
 
-        let (event, delta) = if raw >= prev {
+        let (event, delta) = if raw > prev {
             (CounterEvent::Advanced, (raw - prev) as u128)
         } else if let Some(m) = modulus {
             let wrapped = m - prev as u128 + raw as u128;
-            match plausible {
-                Some(p) if wrapped > p => {
-                    self.stats.resets += 1;
-                    return outcome(CounterEvent::Reset, 0, 0, false);
-                }
-                _ => (CounterEvent::Wrapped, wrapped),
+            // A wrap goes from near the top to near zero; any other backwards step is a reset.
+            let near_top = match plausible {
+                Some(p) => wrapped <= p,
+                None => wrapped <= m / 4,
+            };
+            if !near_top {
+                self.stats.resets += 1;
+                return outcome(CounterEvent::Reset, 0, 0, 0, false);
             }
+            (CounterEvent::Wrapped, wrapped)
         } else {
             self.stats.resets += 1;
             self.stats.backwards_without_max = true;
-            return outcome(CounterEvent::Reset, 0, 0, false);
+            return outcome(CounterEvent::Reset, 0, 0, 0, false);
         };
 
         if let Some(p) = plausible {
             if delta > p {
                 self.stats.rejected += 1;
-                return outcome(CounterEvent::Rejected, 0, clamp_u64(delta), false);
+                return outcome(CounterEvent::Rejected, 0, clamp_u64(delta), 0, false);
             }
         }
         if ambiguous {
@@ -239,7 +270,7 @@ impl EnergyCounter {
         }
         self.stats.accepted += 1;
         self.total_ticks += delta;
-        outcome(event, clamp_u64(delta), 0, ambiguous)
+        outcome(event, clamp_u64(delta), 0, interval, ambiguous)
     }
 
     /// The accumulated total in ticks (exact).
@@ -257,17 +288,30 @@ impl EnergyCounter {
         self.last
     }
 
+    /// When the current baseline value was first read: the start of the interval the next delta
+    /// is judged over and spread over.
+    pub fn baseline_since(&self) -> Nanos {
+        self.since
+    }
+
     /// Everything unusual seen so far.
     pub fn stats(&self) -> &CounterStats {
         &self.stats
     }
 }
 
-fn outcome(event: CounterEvent, added: u64, discarded: u64, ambiguous: bool) -> CounterUpdate {
+fn outcome(
+    event: CounterEvent,
+    added: u64,
+    discarded: u64,
+    interval_ns: Nanos,
+    ambiguous: bool,
+) -> CounterUpdate {
     CounterUpdate {
         event,
         added_ticks: added,
         discarded_ticks: discarded,
+        interval_ns,
         ambiguous,
     }
 }
@@ -377,9 +421,9 @@ mod tests {
         let spec = CounterSpec::new(1e-6).with_max_ticks(1_000);
         let mut c = EnergyCounter::new(spec);
         assert_eq!(c.update(1, 5_000).event, CounterEvent::OutOfRange);
-        assert_eq!(c.update(2, 10).event, CounterEvent::Baseline);
+        assert_eq!(c.update(2, 990).event, CounterEvent::Baseline);
         assert_eq!(c.update(3, 2_000).event, CounterEvent::OutOfRange);
-        assert_eq!(c.update(4, 5).added_ticks, 996);
+        assert_eq!(c.update(4, 5).added_ticks, 16);
         assert_eq!(c.stats().out_of_range, 2);
     }
 
@@ -403,5 +447,38 @@ mod tests {
         let u = c.update(2_000 * MS, 10);
         assert!(u.ambiguous);
         assert_eq!(c.stats().ambiguous, 1);
+    }
+
+    #[test]
+    fn a_stall_then_a_jump_is_energy_spread_over_the_stall() {
+        // 100 W bound, 1 ms reads; the counter repeats its value for 100 ms, then catches up
+        // with 50 W x 100 ms: plausible over 100 ms, far above the bound for 1 ms.
+        let spec = CounterSpec::new(1e-6).with_max_power_w(100.0);
+        let mut c = EnergyCounter::new(spec);
+        c.update(0, 1_000);
+        for i in 1..100 {
+            assert_eq!(c.update(i * MS, 1_000).added_ticks, 0);
+        }
+        let u = c.update(100 * MS, 1_000 + 5_000_000);
+        assert_eq!(u.event, CounterEvent::Advanced);
+        assert_eq!(u.added_ticks, 5_000_000);
+        assert_eq!(u.interval_ns, 100 * MS);
+        assert_eq!(c.stats().rejected, 0);
+        // The next delta's interval starts at the jump.
+        assert_eq!(c.update(101 * MS, 5_051_000).interval_ns, MS);
+    }
+
+    #[test]
+    fn backwards_without_power_bound_is_a_wrap_only_near_the_top() {
+        let spec = CounterSpec::new(1e-6).with_max_ticks(999_999);
+        let mut c = EnergyCounter::new(spec);
+        c.update(0, 999_000);
+        assert_eq!(c.update(MS, 500).event, CounterEvent::Wrapped);
+        // From the middle back to near zero: a reset, nothing added.
+        c.update(2 * MS, 600_000);
+        let before = c.total_ticks();
+        assert_eq!(c.update(3 * MS, 100).event, CounterEvent::Reset);
+        assert_eq!(c.total_ticks(), before);
+        assert_eq!(c.stats().resets, 1);
     }
 }

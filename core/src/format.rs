@@ -74,8 +74,14 @@ use crate::units::Nanos;
 
 /// The four bytes that open every profile's [`Header`].
 pub const MAGIC: [u8; 4] = *b"EA2P";
-/// The format version this code writes and reads; bumped on any incompatible change to [`Record`].
-pub const VERSION: u16 = 1;
+/// The format version this code writes; bumped on any incompatible change to [`Record`].
+///
+/// Version 2 added the counter-anomaly [`GapReason`]s (a version-1 reader would skip those frames
+/// as undecodable) and widened [`SourceTotal::rejected`] to `u64` (the same varint on the wire).
+pub const VERSION: u16 = 2;
+/// The oldest format version this code reads: version-1 files decode unchanged, since version 2
+/// only appended enum variants.
+pub const MIN_READ_VERSION: u16 = 1;
 
 /// Capacity of host names, OS descriptions and CPU model names, in bytes.
 pub const HOST_STR_LEN: usize = 64;
@@ -206,6 +212,80 @@ pub enum GapReason {
     SourceFailed,
     /// The sampler fell behind its deadlines and missed reads.
     Overrun,
+    /// The counter went backwards without wrapping (driver reload): the energy since the last
+    /// accepted reading is unknown (format version 2).
+    CounterReset,
+    /// The counter advanced by more than the component can draw over the whole interval since
+    /// the last accepted reading: the delta was not added (format version 2).
+    ImplausibleDelta,
+    /// The counter read above its declared largest value (`max_energy_range_uj`): the reading
+    /// was ignored (format version 2).
+    OutOfRange,
+    /// The reading's time was not after the previous reading's: ignored (format version 2).
+    OutOfOrder,
+    /// A power reading that is negative, not finite or above any machine's power: ignored
+    /// (format version 2).
+    InvalidValue,
+    /// A reading of the other kind than the source declared (a power value from a counter
+    /// source or the reverse): ignored (format version 2).
+    WrongKind,
+}
+
+impl GapReason {
+    /// Every reason, in the order of [`GapReason::index`].
+    pub const ALL: [GapReason; 13] = [
+        GapReason::ReadError(ReadErrorKind::PermissionDenied),
+        GapReason::ReadError(ReadErrorKind::Gone),
+        GapReason::ReadError(ReadErrorKind::Malformed),
+        GapReason::ReadError(ReadErrorKind::Other),
+        GapReason::DeviceLost,
+        GapReason::SourceFailed,
+        GapReason::Overrun,
+        GapReason::CounterReset,
+        GapReason::ImplausibleDelta,
+        GapReason::OutOfRange,
+        GapReason::OutOfOrder,
+        GapReason::InvalidValue,
+        GapReason::WrongKind,
+    ];
+
+    /// A small index for per-reason tallies: the position in [`GapReason::ALL`].
+    pub const fn index(self) -> usize {
+        match self {
+            GapReason::ReadError(ReadErrorKind::PermissionDenied) => 0,
+            GapReason::ReadError(ReadErrorKind::Gone) => 1,
+            GapReason::ReadError(ReadErrorKind::Malformed) => 2,
+            GapReason::ReadError(ReadErrorKind::Other) => 3,
+            GapReason::DeviceLost => 4,
+            GapReason::SourceFailed => 5,
+            GapReason::Overrun => 6,
+            GapReason::CounterReset => 7,
+            GapReason::ImplausibleDelta => 8,
+            GapReason::OutOfRange => 9,
+            GapReason::OutOfOrder => 10,
+            GapReason::InvalidValue => 11,
+            GapReason::WrongKind => 12,
+        }
+    }
+
+    /// Short name for reports and JSON keys (`read-error-malformed`, `counter-reset`...).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GapReason::ReadError(ReadErrorKind::PermissionDenied) => "read-error-permission-denied",
+            GapReason::ReadError(ReadErrorKind::Gone) => "read-error-gone",
+            GapReason::ReadError(ReadErrorKind::Malformed) => "read-error-malformed",
+            GapReason::ReadError(ReadErrorKind::Other) => "read-error-other",
+            GapReason::DeviceLost => "device-lost",
+            GapReason::SourceFailed => "source-failed",
+            GapReason::Overrun => "overrun",
+            GapReason::CounterReset => "counter-reset",
+            GapReason::ImplausibleDelta => "implausible-delta",
+            GapReason::OutOfRange => "out-of-range",
+            GapReason::OutOfOrder => "out-of-order",
+            GapReason::InvalidValue => "invalid-value",
+            GapReason::WrongKind => "wrong-kind",
+        }
+    }
 }
 
 /// A stretch of time with no valid reading from a source.
@@ -260,8 +340,9 @@ pub struct SourceTotal {
     pub provenance: Provenance,
     /// Samples recorded.
     pub samples: u64,
-    /// Counter deltas rejected (resets, impossible deltas).
-    pub rejected: u32,
+    /// Readings not used (failed reads, resets, impossible deltas, out-of-range values); `u32`
+    /// in format version 1, the same varint on the wire.
+    pub rejected: u64,
 }
 
 /// How the measured command ended.
@@ -528,7 +609,7 @@ pub fn probe(input: &[u8]) -> Result<Header, ProbeError> {
     if variant != 0 || magic != MAGIC {
         return Err(ProbeError::NotAProfile);
     }
-    if version != VERSION {
+    if !(MIN_READ_VERSION..=VERSION).contains(&version) {
         return Err(ProbeError::UnsupportedVersion(version));
     }
     match postcard::take_from_bytes::<Record>(body) {

@@ -201,6 +201,10 @@ impl EnergyTrack {
     }
 
     /// Highest power seen: the highest sample, or the highest segment average for counters.
+    ///
+    /// Per segment, so a counter read as fast as it updates aliases into peaks up to twice the
+    /// truth; the peak ea2p reports is [`crate::fold`]'s, over windows of at least 10 ms and the
+    /// source's update period. This one stays for the C API's `ea2p_track_peak_w`.
     pub fn peak_w(&self) -> f64 {
         self.peak_w
     }

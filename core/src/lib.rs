@@ -18,6 +18,8 @@
 //! | [`metrics`] | EDP, ED2P, CO2, fairness and deadline metrics |
 //! | [`source`] | the small interface every measurement source implements |
 //! | [`format`] | the on-disk profile records and their damage-tolerant framing |
+//! | [`session`] | the measuring session: readings, read errors and region markers in, profile records out |
+//! | [`fold`] | the one fold from profile records to the summary (live and replay alike) |
 //! | [`jobmodel`] | throughput, goodput and power of a training job on k GPUs of a type |
 //! | [`policy`] | the eight scheduling policies, as pure functions |
 #![no_std]
@@ -27,11 +29,13 @@
 pub mod counter;
 pub mod cpu_power;
 pub mod estimate;
+pub mod fold;
 pub mod format;
 pub mod integrate;
 pub mod jobmodel;
 pub mod metrics;
 pub mod policy;
+pub mod session;
 pub mod source;
 pub mod units;
 

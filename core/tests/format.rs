@@ -144,6 +144,12 @@ fn gap() -> impl Strategy<Value = Gap> {
         Just(GapReason::DeviceLost),
         Just(GapReason::SourceFailed),
         Just(GapReason::Overrun),
+        Just(GapReason::CounterReset),
+        Just(GapReason::ImplausibleDelta),
+        Just(GapReason::OutOfRange),
+        Just(GapReason::OutOfOrder),
+        Just(GapReason::InvalidValue),
+        Just(GapReason::WrongKind),
     ];
     (any::<u16>(), any::<u64>(), any::<u64>(), reason).prop_map(
         |(source, from_ns, to_ns, reason)| Gap {
@@ -184,7 +190,7 @@ fn source_total() -> impl Strategy<Value = SourceTotal> {
         finite(),
         provenance(),
         any::<u64>(),
-        any::<u32>(),
+        any::<u64>(),
     )
         .prop_map(
             |(source, energy_j, avg_w, peak_w, provenance, samples, rejected)| SourceTotal {
@@ -520,6 +526,10 @@ fn wrong_version_and_wrong_magic_are_told_apart() {
         probe(&buf[..n]),
         Err(ProbeError::UnsupportedVersion(VERSION + 7))
     );
+    // Version-1 files (before the counter-anomaly gap reasons) still read.
+    let n = encode(&Record::Header(full_header(1)), &mut buf).unwrap();
+    assert_eq!(probe(&buf[..n]), Ok(full_header(1)));
+    assert_eq!(MIN_READ_VERSION, 1);
     let mut h = full_header(VERSION);
     h.magic = *b"EA2Q";
     let n = encode(&Record::Header(h), &mut buf).unwrap();
@@ -602,5 +612,14 @@ fn fullest_records_fit_max_record_len() {
         let mut buf = [0u8; MAX_FRAME_LEN];
         let n = encode(&rec, &mut buf).unwrap();
         assert_eq!(decode_all(&buf[..n]), (vec![rec], vec![]));
+    }
+}
+
+#[test]
+fn every_gap_reason_has_its_own_tally_slot_and_name() {
+    for (i, r) in GapReason::ALL.iter().enumerate() {
+        assert_eq!(r.index(), i, "{r:?}");
+        let same_name = GapReason::ALL.iter().filter(|o| o.as_str() == r.as_str());
+        assert_eq!(same_name.count(), 1, "{r:?}");
     }
 }

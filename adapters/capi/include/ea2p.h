@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 /**
- * Bytes of state in an `Ea2pCounter`: the largest postcard encoding of a counter is 149 bytes
+ * Bytes of state in an `Ea2pCounter`: the largest postcard encoding of a counter is 159 bytes
  * (checked by a test), the rest is room for the core to grow without an ABI change.
  */
 #define EA2P_COUNTER_STATE_LEN 192

@@ -10,7 +10,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{guard, inout, input, put, Ea2pStatus};
 
-/// Bytes of state in an `Ea2pCounter`: the largest postcard encoding of a counter is 149 bytes
+/// Bytes of state in an `Ea2pCounter`: the largest postcard encoding of a counter is 159 bytes
 /// (checked by a test), the rest is room for the core to grow without an ABI change.
 pub const EA2P_COUNTER_STATE_LEN: usize = 192;
 
@@ -481,6 +481,7 @@ mod tests {
     struct CounterShape {
         spec: CounterSpec,
         last: Option<(u64, u64)>,
+        since: u64,
         total_ticks: u128,
         stats: CounterStats,
     }
@@ -493,6 +494,7 @@ mod tests {
                 .with_max_power_w(f64::MAX)
                 .with_update_period_ns(u64::MAX),
             last: Some((u64::MAX, u64::MAX)),
+            since: u64::MAX,
             total_ticks: u128::MAX,
             stats: CounterStats {
                 accepted: u64::MAX,
@@ -513,7 +515,7 @@ mod tests {
         let mut again = [0u8; 512];
         assert_eq!(postcard::to_slice(&decoded, &mut again).unwrap(), &*bytes);
         assert_eq!(decoded.total_ticks(), u128::MAX);
-        assert_eq!(bytes.len(), 149);
+        assert_eq!(bytes.len(), 159);
         assert!(bytes.len() <= EA2P_COUNTER_STATE_LEN);
     }
 }

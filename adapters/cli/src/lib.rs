@@ -1,5 +1,6 @@
-//! EA2P, the energy profiler, as a library: the sampler behind the `ea2p` program, for programs
-//! that measure themselves (regions around epochs or phases) and for bindings.
+//! EA2P, the energy profiler, as a library: the `ea2p` program's parts (report, merge, launcher,
+//! Prometheus exporter, regions FIFO) and, re-exported from `ea2p-sampler`, the sampler behind
+//! it, for programs that measure themselves (regions around epochs or phases).
 //!
 //! ```no_run
 //! use ea2p::{Monitor, MonitorOptions};
@@ -14,26 +15,21 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod cpu_tdp;
-pub mod devices;
-pub mod discover;
 pub mod estimate_cmd;
 pub mod launcher;
 pub mod merge;
-pub mod monitor;
-pub mod private_file;
 pub mod prometheus;
 pub mod regions;
 pub mod report;
-pub mod summary;
 
-pub use devices::{Devices, GpuPick};
-pub use discover::{sources, DiscoverOptions, SourceDescription, SourcesReport};
-pub use monitor::{
-    ComponentEnergy, LiveComponent, Measurement, Monitor, MonitorHandle, MonitorOptions,
-    ProfileOutcome, RegionError, StartError,
+// The sampler is its own crate (the Python module uses it without the CLI); re-exported so
+// `ea2p::Monitor`, `ea2p::monitor::...` and `ea2p::summary::...` keep working.
+pub use ea2p_sampler::{cpu_tdp, devices, discover, monitor, private_file, summary};
+pub use ea2p_sampler::{
+    sources, ComponentEnergy, ComponentSummary, Devices, DiscoverOptions, GpuPick, GpuShare,
+    LiveComponent, Measurement, Monitor, MonitorHandle, MonitorOptions, ProfileOutcome,
+    RegionError, RegionSummary, SourceDescription, SourcesReport, StartError, Summary,
 };
-pub use summary::{ComponentSummary, GpuShare, RegionSummary, Summary};
 
 /// The README's Rust examples, compiled as doctests.
 #[doc = include_str!("../README.md")]

@@ -1,28 +1,23 @@
 //! `ea2p report`: re-reads a profile, a damaged or cut one too, in one streaming pass (memory
-//! does not grow with the file): per-component totals, regions recomputed at their exact
-//! boundaries from the readings around them, the time each component spent without readings,
-//! what damaged or missing bytes cost, a CSV timeline and an SVG plot.
+//! does not grow with the file) through the core's fold, the one `ea2p run` used live:
+//! per-component totals and anomalies, regions at their exact boundaries, the time each component
+//! spent without readings, what damaged or missing bytes cost, a CSV timeline and an SVG plot.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use ea2p_core::format::{
-    self, ExitStatus, FrameSplitter, Header, MarkerKind, Record, SkipReason, MAX_FRAME_LEN,
+    self, ExitStatus, FrameSplitter, GapReason, Header, Record, SkipReason, MAX_FRAME_LEN,
 };
-use ea2p_core::integrate::{energy_at, EnergyPoint, SeriesKind};
-use ea2p_core::source::{Provenance, SourceInfo};
+use ea2p_core::source::Provenance;
 use ea2p_core::units::{secs, Nanos};
 use serde::Serialize;
 
 use crate::discover::component_name;
-use crate::summary::{ComponentSummary, RegionSummary, Summary};
-
-/// Readings kept per source to place a region boundary that arrives after later readings (the
-/// sampler writes a boundary microseconds after it happens).
-const RECENT: usize = 64;
+use crate::summary::{RegionList, RunFold, Summary};
 
 /// Points kept per source for the plot; beyond, every other point is dropped (the plotted power
 /// is the average between kept points, so no energy disappears from the picture).
@@ -48,11 +43,12 @@ pub struct Lost {
 pub struct ComponentGaps {
     /// Component name.
     pub name: String,
-    /// Runs of failed reads.
+    /// Runs of refused or failed readings.
     pub gaps: u64,
     /// Time from the last reading before each gap to the first after it (or the end), seconds.
     pub without_readings_s: f64,
-    /// Why, as recorded (`ReadError(Gone)`...).
+    /// Why, as recorded (`read-error`, `counter-reset`...; counts and times are in the
+    /// component's `anomalies`).
     pub reasons: Vec<String>,
 }
 
@@ -76,55 +72,11 @@ pub struct ProfileReport {
     pub lost: Lost,
 }
 
-struct SourceState {
-    info: SourceInfo,
-    name: String,
-    kind: SeriesKind,
-    recent: VecDeque<EnergyPoint>,
-    first: Option<EnergyPoint>,
-    last: Option<EnergyPoint>,
-    peak_w: f64,
-    samples: u64,
-    /// Boundaries not yet placed: (region key, begin?, t).
-    pending: Vec<(usize, bool, Nanos)>,
-    gap_open_from: Option<Nanos>,
-    gap_last_to: Nanos,
-    gaps: u64,
-    gap_ns: Nanos,
-    gap_reasons: Vec<String>,
+/// What the plot and the CSV keep of one source.
+struct PlotState {
     plot: Vec<(Nanos, f64)>,
     plot_stride: u64,
-    total: Option<format::SourceTotal>,
-}
-
-impl SourceState {
-    fn energy_at(&self, t: Nanos) -> f64 {
-        let (Some(first), Some(last)) = (self.recent.front(), self.recent.back()) else {
-            return 0.0;
-        };
-        if t <= first.t {
-            // Before the oldest kept reading: the series' start if that is where t falls.
-            return if self.first.is_some_and(|f| t <= f.t) {
-                self.first.map_or(0.0, |f| f.energy_j)
-            } else {
-                first.energy_j
-            };
-        }
-        if t >= last.t {
-            return last.energy_j;
-        }
-        let (a, b) = self.recent.as_slices();
-        let points: Vec<EnergyPoint> = a.iter().chain(b).copied().collect();
-        energy_at(&points, self.kind, t).unwrap_or(last.energy_j)
-    }
-}
-
-struct RegionState {
-    name: String,
-    begin_t: Nanos,
-    end_t: Option<Nanos>,
-    /// Per source: energy at begin, at end.
-    at: Vec<(Option<f64>, Option<f64>)>,
+    samples: u64,
 }
 
 /// Options of `ea2p report`.
@@ -139,14 +91,24 @@ pub struct ReportOptions {
 }
 
 /// Reads the profile at `file` and writes what `options` asks for.
+///
+/// Every intact record goes through the same [`RunFold`] that `ea2p run` fed as it wrote the
+/// file, so an undamaged profile reports exactly the run's summary.
 pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileReport> {
     let mut f = File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
     let bytes = f.metadata().map(|m| m.len()).unwrap_or(0);
     let mut head = vec![0u8; 64 * 1024];
     let n =
         read_up_to(&mut f, &mut head).with_context(|| format!("cannot read {}", file.display()))?;
-    let header: Header = format::probe(&head[..n])
-        .map_err(|e| anyhow::anyhow!("{}: not a readable ea2p profile: {e:?}", file.display()))?;
+    let header: Header = format::probe(&head[..n]).map_err(|e| match e {
+        format::ProbeError::UnsupportedVersion(v) => anyhow::anyhow!(
+            "{}: an ea2p profile of format version {v}; this ea2p reads versions {} to {}",
+            file.display(),
+            format::MIN_READ_VERSION,
+            format::VERSION
+        ),
+        e => anyhow::anyhow!("{}: not a readable ea2p profile: {e:?}", file.display()),
+    })?;
     let mut csv = match &options.csv {
         Some(p) => {
             let mut w = csv::Writer::from_writer(BufWriter::new(
@@ -158,13 +120,14 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
         }
         None => None,
     };
-    let mut sources: BTreeMap<u16, SourceState> = BTreeMap::new();
-    let mut regions: Vec<RegionState> = Vec::new();
-    let mut open_regions: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut fold = Box::new(RunFold::default());
+    let mut regions = RegionList::default();
+    let mut plots: BTreeMap<u16, PlotState> = BTreeMap::new();
+    let mut names: BTreeMap<u16, (String, &'static str)> = BTreeMap::new();
     let mut lost = Lost::default();
-    let mut end = None;
-    let (mut t_max, mut last_t_any): (Nanos, Nanos) = (0, 0);
+    let mut last_t_any: Nanos = 0;
     let mut pending_skip: Option<Nanos> = None;
+    let mut fold_notes: Vec<String> = Vec::new();
 
     let mut buf = vec![0u8; MAX_FRAME_LEN];
     let mut splitter = FrameSplitter::new(&mut buf);
@@ -198,19 +161,32 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
                     }
                 }
                 Ok(record) => {
-                    handle(
-                        record,
-                        &mut sources,
-                        &mut regions,
-                        &mut open_regions,
-                        &mut end,
-                        &mut csv,
-                        options.plot.is_some(),
-                        &mut t_max,
-                        &mut last_t_any,
-                        &mut pending_skip,
-                        &mut lost,
-                    )?;
+                    if let Err(e) = fold.handle(&record) {
+                        if fold_notes.len() < 10 {
+                            fold_notes.push(e.to_string());
+                        }
+                    }
+                    while let Some(reg) = fold.poll_region() {
+                        regions.push(&reg);
+                    }
+                    match &record {
+                        Record::Source(d) => {
+                            names.insert(
+                                d.id,
+                                (component_name(&d.info), d.info.provenance.as_str()),
+                            );
+                        }
+                        Record::Sample(smp) => {
+                            if let Some(from) = pending_skip.take() {
+                                if smp.t_ns > from {
+                                    lost.skipped_time_s += secs(smp.t_ns - from);
+                                }
+                            }
+                            last_t_any = last_t_any.max(smp.t_ns);
+                            timeline(smp, &names, &mut plots, &mut csv, options.plot.is_some())?;
+                        }
+                        _ => {}
+                    }
                 }
             }
         }
@@ -221,107 +197,34 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
     if let Some(w) = csv.as_mut() {
         w.flush()?;
     }
-    lost.cut = end.is_none();
-    let duration_ns = end.map_or(t_max, |e: format::End| e.t_ns.max(t_max));
-
-    // Boundaries after a source's last reading take its last energy; a source declared after a
-    // boundary had nothing before it.
-    for (pos, s) in sources.values_mut().enumerate() {
-        let last_e = s.last.map_or(0.0, |p| p.energy_j);
-        for (key, is_begin, _) in s.pending.drain(..) {
-            let at = &mut regions[key].at[pos];
-            if is_begin {
-                at.0 = Some(last_e);
-            } else {
-                at.1 = Some(last_e);
-            }
-        }
-        for r in regions.iter_mut() {
-            let at = &mut r.at[pos];
-            at.0.get_or_insert(0.0);
-            if r.end_t.is_some() {
-                at.1.get_or_insert(last_e);
-            }
-        }
+    fold.finish();
+    while let Some(reg) = fold.poll_region() {
+        regions.push(&reg);
     }
-    for s in sources.values_mut() {
-        if let Some(from) = s.gap_open_from.take() {
-            s.gaps += 1;
-            s.gap_ns += duration_ns.max(s.gap_last_to).saturating_sub(from);
-        }
-    }
-
-    let components: Vec<ComponentSummary> = sources
-        .values()
-        .map(|s| {
-            let e = s
-                .total
-                .map_or(s.last.map_or(0.0, |p| p.energy_j), |t| t.energy_j);
-            let span = match (s.first, s.last) {
-                (Some(a), Some(b)) if b.t > a.t => secs(b.t - a.t),
-                _ => 0.0,
-            };
-            ComponentSummary {
-                name: s.name.clone(),
-                kind: s.info.provenance.as_str(),
-                source: s.info.name.to_string(),
-                energy_j: e,
-                avg_w: s
-                    .total
-                    .map_or(if span > 0.0 { e / span } else { 0.0 }, |t| t.avg_w),
-                peak_w: s.total.map_or(s.peak_w, |t| t.peak_w),
-                nested: s.info.component.is_nested(),
-                read_errors: s.gaps,
-                process_share: None,
-            }
+    lost.cut = fold.end().is_none();
+    lost.gaps = fold
+        .components()
+        .iter()
+        .filter(|c| c.has_anomalies())
+        .map(|c| ComponentGaps {
+            name: component_name(&c.info),
+            gaps: c.gap_runs,
+            without_readings_s: secs(c.without_readings_ns),
+            reasons: GapReason::ALL
+                .iter()
+                .filter(|r| c.anomalies[r.index()].count > 0)
+                .map(|r| r.as_str().to_string())
+                .collect(),
         })
         .collect();
-    let nested: Vec<bool> = sources
-        .values()
-        .map(|s| s.info.component.is_nested())
-        .collect();
-    let mut region_list = Vec::new();
-    let mut left_open = Vec::new();
-    for r in &regions {
-        match r.end_t {
-            Some(end_t) => {
-                let energy: f64 =
-                    r.at.iter()
-                        .zip(&nested)
-                        .filter(|(_, n)| !**n)
-                        .map(|(at, _)| (at.1.unwrap_or(0.0) - at.0.unwrap_or(0.0)).max(0.0))
-                        .sum();
-                region_list.push(RegionSummary {
-                    name: r.name.clone(),
-                    start_s: secs(r.begin_t),
-                    end_s: secs(end_t),
-                    energy_j: energy,
-                });
-            }
-            None => left_open.push(r.name.clone()),
-        }
-    }
-    lost.gaps = sources
-        .values()
-        .filter(|s| s.gaps > 0)
-        .map(|s| ComponentGaps {
-            name: s.name.clone(),
-            gaps: s.gaps,
-            without_readings_s: secs(s.gap_ns),
-            reasons: s.gap_reasons.clone(),
-        })
-        .collect();
-    let exit_code = end.and_then(|e| match e.exit {
+    let exit_code = fold.end().and_then(|e| match e.exit {
         ExitStatus::Code(c) => Some(c),
         ExitStatus::Signal(s) => Some(128 + s),
         ExitStatus::Unknown => None,
     });
-    let summary = Summary::new(
-        secs(duration_ns),
-        components,
-        region_list,
-        0,
-        left_open,
+    let summary = Summary::from_fold(
+        &fold,
+        regions,
         ea2p_core::metrics::DEFAULT_CARBON_INTENSITY_G_PER_KWH,
         exit_code,
     );
@@ -340,9 +243,57 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = &options.plot {
-        plot(p, &sources, &report)?;
+        let series: Vec<(String, &'static str, &PlotState)> = fold
+            .components()
+            .iter()
+            .filter_map(|c| {
+                let st = plots.get(&c.id)?;
+                let (name, kind) = names.get(&c.id)?;
+                Some((name.clone(), *kind, st))
+            })
+            .collect();
+        plot(p, &series, &report)?;
     }
     Ok(report)
+}
+
+/// One sample into the CSV timeline and the plot's points.
+fn timeline(
+    smp: &format::Sample,
+    names: &BTreeMap<u16, (String, &'static str)>,
+    plots: &mut BTreeMap<u16, PlotState>,
+    csv: &mut Option<csv::Writer<BufWriter<File>>>,
+    keep_plot: bool,
+) -> Result<()> {
+    let Some((name, kind)) = names.get(&smp.source) else {
+        return Ok(());
+    };
+    if keep_plot {
+        let s = plots.entry(smp.source).or_insert(PlotState {
+            plot: Vec::new(),
+            plot_stride: 1,
+            samples: 0,
+        });
+        s.samples += 1;
+        if s.samples % s.plot_stride == 0 {
+            s.plot.push((smp.t_ns, smp.energy_j));
+        }
+        if s.plot.len() > PLOT_POINTS {
+            let kept: Vec<(Nanos, f64)> = s.plot.iter().copied().step_by(2).collect();
+            s.plot = kept;
+            s.plot_stride *= 2;
+        }
+    }
+    if let Some(w) = csv.as_mut() {
+        w.write_record([
+            format!("{:.6}", secs(smp.t_ns)),
+            name.clone(),
+            kind.to_string(),
+            format!("{:.3}", smp.power_w),
+            format!("{:.6}", smp.energy_j),
+        ])?;
+    }
+    Ok(())
 }
 
 fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -354,180 +305,6 @@ fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn handle(
-    record: Record,
-    sources: &mut BTreeMap<u16, SourceState>,
-    regions: &mut Vec<RegionState>,
-    open_regions: &mut BTreeMap<u32, usize>,
-    end: &mut Option<format::End>,
-    csv: &mut Option<csv::Writer<BufWriter<File>>>,
-    keep_plot: bool,
-    t_max: &mut Nanos,
-    last_t_any: &mut Nanos,
-    pending_skip: &mut Option<Nanos>,
-    lost: &mut Lost,
-) -> Result<()> {
-    match record {
-        Record::Source(d) => {
-            let kind = if d.info.counter_spec().is_some() {
-                SeriesKind::Counter
-            } else {
-                SeriesKind::PowerSamples
-            };
-            sources.insert(
-                d.id,
-                SourceState {
-                    name: component_name(&d.info),
-                    info: d.info,
-                    kind,
-                    recent: VecDeque::with_capacity(RECENT),
-                    first: None,
-                    last: None,
-                    peak_w: 0.0,
-                    samples: 0,
-                    pending: Vec::new(),
-                    gap_open_from: None,
-                    gap_last_to: 0,
-                    gaps: 0,
-                    gap_ns: 0,
-                    gap_reasons: Vec::new(),
-                    plot: Vec::new(),
-                    plot_stride: 1,
-                    total: None,
-                },
-            );
-            for r in regions.iter_mut() {
-                r.at.push((None, None));
-            }
-        }
-        Record::Sample(smp) => {
-            if let Some(from) = pending_skip.take() {
-                if smp.t_ns > from {
-                    lost.skipped_time_s += secs(smp.t_ns - from);
-                }
-            }
-            *t_max = (*t_max).max(smp.t_ns);
-            *last_t_any = (*last_t_any).max(smp.t_ns);
-            let pos = sources.keys().position(|k| *k == smp.source);
-            let Some(s) = sources.get_mut(&smp.source) else {
-                return Ok(());
-            };
-            let p = EnergyPoint {
-                t: smp.t_ns,
-                energy_j: smp.energy_j,
-                power_w: f64::from(smp.power_w),
-                after_gap: false,
-            };
-            if let Some(from) = s.gap_open_from.take() {
-                s.gaps += 1;
-                s.gap_ns += smp.t_ns.saturating_sub(from);
-            }
-            if s.recent.len() == RECENT {
-                s.recent.pop_front();
-            }
-            s.recent.push_back(p);
-            s.first.get_or_insert(p);
-            s.last = Some(p);
-            s.peak_w = s.peak_w.max(p.power_w);
-            s.samples += 1;
-            // Boundaries now behind this reading can be placed.
-            let mut k = 0;
-            while k < s.pending.len() {
-                let (key, is_begin, t) = s.pending[k];
-                if t <= p.t {
-                    let e = s.energy_at(t);
-                    if let Some(pos) = pos {
-                        let at = &mut regions[key].at[pos];
-                        if is_begin {
-                            at.0 = Some(e);
-                        } else {
-                            at.1 = Some(e);
-                        }
-                    }
-                    s.pending.swap_remove(k);
-                } else {
-                    k += 1;
-                }
-            }
-            if keep_plot {
-                if s.samples % s.plot_stride == 0 {
-                    s.plot.push((p.t, p.energy_j));
-                }
-                if s.plot.len() > PLOT_POINTS {
-                    let kept: Vec<(Nanos, f64)> = s.plot.iter().copied().step_by(2).collect();
-                    s.plot = kept;
-                    s.plot_stride *= 2;
-                }
-            }
-            if let Some(w) = csv.as_mut() {
-                w.write_record([
-                    format!("{:.6}", secs(p.t)),
-                    s.name.clone(),
-                    s.info.provenance.as_str().to_string(),
-                    format!("{:.3}", p.power_w),
-                    format!("{:.6}", p.energy_j),
-                ])?;
-            }
-        }
-        Record::Gap(g) => {
-            *t_max = (*t_max).max(g.to_ns);
-            if let Some(s) = sources.get_mut(&g.source) {
-                s.gap_open_from.get_or_insert(g.from_ns);
-                s.gap_last_to = s.gap_last_to.max(g.to_ns);
-                let reason = format!("{:?}", g.reason);
-                if !s.gap_reasons.contains(&reason) && s.gap_reasons.len() < 8 {
-                    s.gap_reasons.push(reason);
-                }
-            }
-        }
-        Record::Marker(m) => {
-            *t_max = (*t_max).max(m.t_ns);
-            let key = match m.kind {
-                MarkerKind::Begin => {
-                    regions.push(RegionState {
-                        name: m.name.to_string(),
-                        begin_t: m.t_ns,
-                        end_t: None,
-                        at: vec![(None, None); sources.len()],
-                    });
-                    open_regions.insert(m.region, regions.len() - 1);
-                    regions.len() - 1
-                }
-                MarkerKind::End => match open_regions.remove(&m.region) {
-                    Some(k) => {
-                        regions[k].end_t = Some(m.t_ns);
-                        k
-                    }
-                    None => return Ok(()),
-                },
-            };
-            let is_begin = m.kind == MarkerKind::Begin;
-            for (pos, s) in sources.values_mut().enumerate() {
-                if s.last.is_some_and(|p| p.t >= m.t_ns) {
-                    let e = s.energy_at(m.t_ns);
-                    let at = &mut regions[key].at[pos];
-                    if is_begin {
-                        at.0 = Some(e);
-                    } else {
-                        at.1 = Some(e);
-                    }
-                } else {
-                    s.pending.push((key, is_begin, m.t_ns));
-                }
-            }
-        }
-        Record::SourceTotal(t) => {
-            if let Some(s) = sources.get_mut(&t.source) {
-                s.total = Some(t);
-            }
-        }
-        Record::End(e) => *end = Some(e),
-        Record::Header(_) => {}
-    }
-    Ok(())
 }
 
 /// The report as text.
@@ -583,11 +360,15 @@ pub fn report(file: &Path, options: &ReportOptions) -> Result<String> {
     read_profile(file, options).map(|r| render(&r))
 }
 
-fn plot(path: &Path, sources: &BTreeMap<u16, SourceState>, r: &ProfileReport) -> Result<()> {
+fn plot(
+    path: &Path,
+    sources: &[(String, &'static str, &PlotState)],
+    r: &ProfileReport,
+) -> Result<()> {
     use plotters::prelude::*;
     let series: Vec<(String, Vec<(f64, f64)>)> = sources
-        .values()
-        .map(|s| {
+        .iter()
+        .map(|(name, kind, s)| {
             let pts = s
                 .plot
                 .windows(2)
@@ -597,9 +378,10 @@ fn plot(path: &Path, sources: &BTreeMap<u16, SourceState>, r: &ProfileReport) ->
                     (secs(w[1].0), ((w[1].1 - w[0].1) / dt).max(0.0))
                 })
                 .collect();
-            let label = match s.info.provenance {
-                Provenance::Estimated => format!("{} (estimated)", s.name),
-                _ => s.name.clone(),
+            let label = if *kind == Provenance::Estimated.as_str() {
+                format!("{name} (estimated)")
+            } else {
+                name.clone()
             };
             (label, pts)
         })

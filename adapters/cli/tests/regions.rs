@@ -84,6 +84,13 @@ fn nested_and_overlapping_regions_get_their_energy() {
         "{summary:?}"
     );
     assert!(outcome.unwrap().failed.is_none());
+    // What `end` returned is what the summary lists: one fold, one number.
+    for (r, m) in summary.regions.iter().zip([&low, &high]) {
+        assert_eq!(r.energy_j, m.total_j, "{r:?} vs {m:?}");
+    }
+    // And the replay of the profile is the live summary, exactly.
+    let replay = ea2p::report::read_profile(&profile, &Default::default()).unwrap();
+    assert_eq!(replay.summary, summary);
 
     // Every boundary is in the profile, begin and end with the same region id.
     let bytes = std::fs::read(&profile).unwrap();

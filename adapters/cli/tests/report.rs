@@ -5,6 +5,11 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use ea2p_core::format::{
+    encode, End, ExitStatus, Header, HostInfo, Marker, MarkerKind, Record, Sample, SampleFlags,
+    SourceDecl, MAGIC, MAX_FRAME_LEN, VERSION,
+};
+use ea2p_core::source::{truncated, Component, Provenance, Quantity, RawReading, SourceInfo};
 use ea2p_tests::{FakeRapl, ZoneSpec};
 
 fn ea2p() -> Command {
@@ -93,9 +98,20 @@ fn report_recomputes_regions_and_writes_json_csv_svg() {
         let e = reg["energy_j"].as_f64().unwrap();
         // Interpolated at the exact boundaries: 20 W x the region's duration, within 5 %.
         assert!((e - 20.0 * d).abs() < 0.05 * 20.0 * d, "{reg} ({d} s)");
-        // And within one reading of the run's own (extrapolated) figure.
-        let run_e = run_reg["energy_j"].as_f64().unwrap();
-        assert!((e - run_e).abs() < 0.05 * run_e, "{reg} vs {run_reg}");
+    }
+    // The report is the run's own summary, exactly: the same fold over the same records.
+    for key in [
+        "duration_s",
+        "total_j",
+        "edp_js",
+        "co2_g",
+        "exit_code",
+        "components",
+        "regions",
+        "regions_not_listed",
+        "regions_left_open",
+    ] {
+        assert_eq!(r[key], run[key], "{key}: report {r} run {run}");
     }
 
     let csv_text = fs::read_to_string(&csv).unwrap();
@@ -162,4 +178,140 @@ fn damaged_and_cut_profiles_say_what_was_lost() {
     assert_eq!(v["lost"]["cut"], true);
     assert!(v["exit_code"].is_null());
     assert!(v["total_j"].as_f64().unwrap() > 0.0);
+}
+
+/// Regression: sources declared out of id order (5, then 2) once had their region energies
+/// swapped (a region of 50.5 J reported as 100.0 J).
+#[test]
+fn sources_declared_out_of_id_order_get_their_own_region_energy() {
+    const MS: u64 = 1_000_000;
+    let mut file = Vec::new();
+    let mut buf = [0u8; MAX_FRAME_LEN];
+    let mut put = |r: Record| {
+        let n = encode(&r, &mut buf).unwrap();
+        file.extend_from_slice(&buf[..n]);
+    };
+    put(Record::Header(Header {
+        magic: MAGIC,
+        version: VERSION,
+        host: HostInfo {
+            hostname: truncated("h"),
+            os: truncated("Linux"),
+            cpu_model: truncated("cpu"),
+            logical_cpus: 1,
+            memory_bytes: 1 << 30,
+        },
+        start_unix_ns: 0,
+        monotonic_origin_ns: 0,
+        interval_ns: 10 * MS,
+        ea2p_version: truncated("test"),
+        command: truncated("hand-made"),
+        rank: None,
+        world_size: None,
+    }));
+    let info = |component, name: &str| SourceInfo {
+        component,
+        index: 0,
+        provenance: Provenance::Measured,
+        quantity: Quantity::EnergyCounter {
+            joules_per_tick: 1e-6,
+            max_ticks: Some(u64::MAX),
+        },
+        update_period_ns: MS,
+        max_power_w: Some(500.0),
+        name: truncated(name),
+    };
+    put(Record::Source(SourceDecl {
+        id: 5,
+        info: info(Component::CpuPackage, "package"),
+    }));
+    put(Record::Source(SourceDecl {
+        id: 2,
+        info: info(Component::Dram, "dram"),
+    }));
+    for i in 0..=100u64 {
+        let t = i * 10 * MS;
+        for (id, watts) in [(5u16, 100.0), (2, 1.0)] {
+            let e = watts * (i as f64) * 0.01;
+            put(Record::Sample(Sample {
+                source: id,
+                t_ns: t,
+                raw: RawReading::Counter((e * 1e6) as u64),
+                energy_j: e,
+                power_w: watts as f32,
+                flags: SampleFlags(0),
+            }));
+        }
+        for (at, kind) in [(25, MarkerKind::Begin), (75, MarkerKind::End)] {
+            if i == at {
+                put(Record::Marker(Marker {
+                    region: 0,
+                    kind,
+                    t_ns: t,
+                    name: truncated("half"),
+                    parent: None,
+                }));
+            }
+        }
+    }
+    put(Record::End(End {
+        t_ns: 1000 * MS,
+        exit: ExitStatus::Code(0),
+    }));
+    let tmp = tempfile::tempdir().unwrap();
+    let (p, j) = (tmp.path().join("o.ea2p"), tmp.path().join("o.json"));
+    fs::write(&p, &file).unwrap();
+    let out = ea2p()
+        .arg("report")
+        .arg(&p)
+        .arg("--json")
+        .arg(&j)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&j);
+    let e = r["regions"][0]["energy_j"].as_f64().unwrap();
+    assert!((e - 50.5).abs() < 1e-9, "{r}");
+    assert_eq!(r["components"][0]["name"], "package-0");
+    assert!((r["components"][0]["energy_j"].as_f64().unwrap() - 100.0).abs() < 1e-9);
+    assert!((r["components"][1]["energy_j"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+}
+
+/// A profile of a newer format version is refused with a message that names both versions.
+#[test]
+fn a_newer_format_version_is_refused_clearly() {
+    let mut buf = [0u8; MAX_FRAME_LEN];
+    let h = Record::Header(Header {
+        magic: MAGIC,
+        version: VERSION + 1,
+        host: HostInfo {
+            hostname: truncated("h"),
+            os: truncated("Linux"),
+            cpu_model: truncated("cpu"),
+            logical_cpus: 1,
+            memory_bytes: 1,
+        },
+        start_unix_ns: 0,
+        monotonic_origin_ns: 0,
+        interval_ns: 1,
+        ea2p_version: truncated("future"),
+        command: truncated("x"),
+        rank: None,
+        world_size: None,
+    });
+    let n = encode(&h, &mut buf).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("new.ea2p");
+    fs::write(&p, &buf[..n]).unwrap();
+    let out = ea2p().arg("report").arg(&p).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("format version {}", VERSION + 1)) && err.contains("versions 1 to"),
+        "{err}"
+    );
 }

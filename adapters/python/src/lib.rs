@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use ea2p::{Devices, DiscoverOptions, Measurement, Monitor, MonitorHandle, MonitorOptions};
 use ea2p_core::metrics::DEFAULT_CARBON_INTENSITY_G_PER_KWH;
+use ea2p_sampler::{Devices, DiscoverOptions, Measurement, Monitor, MonitorHandle, MonitorOptions};
 use pyo3::create_exception;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -147,9 +147,11 @@ impl PyRegion {
         py: Python<'_>,
         _exc: &Bound<'_, pyo3::types::PyTuple>,
     ) -> PyResult<bool> {
-        let m = self
-            .handle
-            .end(&self.name)
+        // `end` waits for a reading of every source after the boundary: without the GIL, so
+        // that Python threads (a fake counter's writer, the program's own) keep running.
+        let (handle, name) = (self.handle.clone(), self.name.clone());
+        let m = py
+            .allow_threads(move || handle.end(&name))
             .map_err(|e| RegionError::new_err(e.to_string()))?;
         self.measurement = Some(Py::new(py, PyMeasurement { inner: m })?);
         Ok(false)
@@ -229,10 +231,11 @@ impl PyMonitor {
             .map_err(|e| RegionError::new_err(e.to_string()))
     }
 
-    /// Closes region `name` now and returns its Measurement.
-    fn end(&self, name: &str) -> PyResult<PyMeasurement> {
-        self.handle
-            .end(name)
+    /// Closes region `name` now and returns its Measurement (once every source has been read
+    /// after the boundary; the GIL is released meanwhile).
+    fn end(&self, py: Python<'_>, name: &str) -> PyResult<PyMeasurement> {
+        let handle = self.handle.clone();
+        py.allow_threads(move || handle.end(name))
             .map(|inner| PyMeasurement { inner })
             .map_err(|e| RegionError::new_err(e.to_string()))
     }
@@ -332,7 +335,7 @@ fn sources(
         devices: Devices::default(),
         cpu_tdp,
     };
-    let report = py.allow_threads(|| ea2p::sources(&options));
+    let report = py.allow_threads(|| ea2p_sampler::sources(&options));
     serialize_to_py(py, &report)
 }
 

@@ -1,5 +1,8 @@
-//! The sampler, as a library: [`Monitor`] reads every source on its own threads, streams every
-//! reading to the profile, keeps the latest totals for live queries, and measures regions.
+//! The sampler, as a library: [`Monitor`] reads every source on its own threads and hands each
+//! reading to the core's measuring [`Session`]; every record the session writes goes to the
+//! profile and to the core's [`Fold`](ea2p_core::fold::Fold), the same fold `ea2p report` replays
+//! the profile through, so the summary at the end of a run and the report of its profile agree
+//! exactly. This module keeps only threads, the clock and the file.
 //!
 //! Sources are split into lanes, one thread each: the fast lane (RAPL, perf, the models) wakes
 //! on 1 ms deadlines; the GPU lane reads NVML/ROCm, whose calls take milliseconds (the NVML
@@ -11,31 +14,32 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ea2p_core::counter::{CounterEvent, EnergyCounter};
 use ea2p_core::format::{
-    self, encode, End, ExitStatus, Gap, GapReason, Header, Marker, MarkerKind, Record, Sample,
-    SampleFlags, SourceDecl, SourceTotal, MAX_FRAME_LEN,
+    self, encode, ExitStatus, Header, MarkerKind, Record, SourceTotal, MAX_FRAME_LEN,
 };
-use ea2p_core::integrate::{EnergyTrack, SeriesKind};
 use ea2p_core::metrics::{edp, DEFAULT_CARBON_INTENSITY_G_PER_KWH};
-use ea2p_core::source::{truncated, Component, Provenance, RawReading, Source, SourceInfo};
+use ea2p_core::session::{MarkerError, Session};
+use ea2p_core::source::{truncated, Component, RawReading, ReadError, Source, SourceInfo};
 use ea2p_core::units::{secs, Nanos};
 
 use crate::devices::Devices;
 use crate::discover::{component_name, discover, host_info, DiscoverOptions, Found, GpuProbe};
-use crate::summary::{ComponentSummary, GpuShare, RegionSummary, Summary};
+pub use crate::summary::MAX_REGIONS_IN_SUMMARY;
+use crate::summary::{
+    GpuShare, RegionList, RunFold, RunRegion, Summary, MAX_OPEN_REGIONS, MAX_SOURCES,
+};
 
 /// How often the GPU lane asks NVML which processes use each GPU.
 const GPU_PROBE_NS: Nanos = 500_000_000;
 
-/// Ended regions kept for the summary; later ones are measured and written to the profile but
-/// only counted in the summary, so a loop of millions of regions cannot grow memory.
-pub const MAX_REGIONS_IN_SUMMARY: usize = 10_000;
+/// The longest [`Monitor::end`] waits for the readings that place a region's end: a source that
+/// stalls longer gives a provisional figure (its last energy), the summary the final one.
+const REGION_WAIT: Duration = Duration::from_millis(500);
 
 /// What to measure and where to write it.
 #[derive(Debug, Clone)]
@@ -107,6 +111,9 @@ pub enum RegionError {
     /// An empty name.
     #[error("a region needs a name")]
     EmptyName,
+    /// Too many regions open at once.
+    #[error("region {0:?}: too many regions open at once ({MAX_OPEN_REGIONS})")]
+    TooManyOpen(String),
 }
 
 /// Energy of one component over a region or up to now.
@@ -143,39 +150,51 @@ pub struct Measurement {
     pub components: Vec<ComponentEnergy>,
 }
 
-/// The latest state of one source, for live queries.
-#[derive(Debug, Clone, Copy, Default)]
-struct Live {
-    t_ns: Nanos,
-    energy_j: f64,
-    power_w: f64,
-    read: bool,
+/// What the sampler threads share: the session, the fold and the profile, behind one lock, so
+/// that the fold sees records in exactly the order the file holds them.
+struct Pipeline {
+    session: Box<Session<MAX_SOURCES, MAX_OPEN_REGIONS>>,
+    fold: Box<RunFold>,
+    recorder: Recorder,
+    regions: RegionList,
+    /// Regions measured while a caller of [`Monitor::end`] waits for them.
+    waited: Vec<(u32, RunRegion)>,
+    waiting: BTreeSet<u32>,
+    notes: Vec<String>,
 }
 
-/// An open region.
-struct Open {
-    id: u32,
-    name: String,
-    t_ns: Nanos,
-    energies: Vec<f64>,
-}
-
-#[derive(Default)]
-struct Regions {
-    open: Vec<Open>,
-    ended: Vec<RegionSummary>,
-    ended_not_kept: u64,
-    next_id: u32,
+impl Pipeline {
+    /// Writes and folds every record the session has, and collects the regions measured.
+    fn pump(&mut self) {
+        while let Some(r) = self.session.poll_record() {
+            self.recorder.put(&r);
+            if let Err(e) = self.fold.handle(&r) {
+                if self.notes.len() < 10 {
+                    self.notes.push(e.to_string());
+                }
+            }
+            while let Some(reg) = self.fold.poll_region() {
+                self.regions.push(&reg);
+                if self.waiting.remove(&reg.id) {
+                    self.waited.push((reg.id, reg));
+                }
+            }
+        }
+    }
 }
 
 /// State shared by the lanes and the handles.
 struct Inner {
     origin: Instant,
     infos: Vec<SourceInfo>,
-    live: Mutex<Vec<Live>>,
-    recorder: Mutex<Recorder>,
-    regions: Mutex<Regions>,
+    ids: Vec<u16>,
+    pipe: Mutex<Pipeline>,
+    region_done: Condvar,
     stop: AtomicBool,
+    /// Bumped by [`Monitor::end`]: every lane reads all its sources at once, so the region's end
+    /// is placed without waiting for the next deadline.
+    read_now: AtomicU64,
+    lanes: Mutex<Vec<std::thread::Thread>>,
     pid: Arc<AtomicU32>,
 }
 
@@ -187,21 +206,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Inner {
     fn now(&self) -> Nanos {
         self.origin.elapsed().as_nanos() as Nanos
-    }
-
-    /// Energy of every source at `t`, extrapolated from its latest reading at its latest power
-    /// (at most one reading period of extrapolation).
-    fn energies_at(&self, t: Nanos) -> Vec<f64> {
-        lock(&self.live)
-            .iter()
-            .map(|l| {
-                if l.read && t > l.t_ns {
-                    l.energy_j + l.power_w * secs(t - l.t_ns)
-                } else {
-                    l.energy_j
-                }
-            })
-            .collect()
     }
 
     fn components(&self, energies: &[f64]) -> Vec<ComponentEnergy> {
@@ -218,86 +222,81 @@ impl Inner {
             .collect()
     }
 
-    fn begin(&self, name: &str) -> Result<(), RegionError> {
-        if name.is_empty() {
-            return Err(RegionError::EmptyName);
-        }
+    fn marker(&self, kind: MarkerKind, name: &str) -> Result<u32, RegionError> {
+        let mut p = lock(&self.pipe);
         let t = self.now();
-        let energies = self.energies_at(t);
-        let mut r = lock(&self.regions);
-        if r.open.iter().any(|o| o.name == name) {
-            return Err(RegionError::AlreadyOpen(name.to_string()));
+        let r = p.session.handle_marker(t, kind, name);
+        if matches!(r, Err(MarkerError::OutputFull)) {
+            p.pump();
         }
-        let id = r.next_id;
-        r.next_id = r.next_id.wrapping_add(1);
-        let parent = r.open.last().map(|o| o.id);
-        r.open.push(Open {
-            id,
-            name: name.to_string(),
-            t_ns: t,
-            energies,
-        });
-        drop(r);
-        lock(&self.recorder).put(&Record::Marker(Marker {
-            region: id,
-            kind: MarkerKind::Begin,
-            t_ns: t,
-            name: truncated(name),
-            parent,
-        }));
-        Ok(())
+        let r = match r {
+            Err(MarkerError::OutputFull) => p.session.handle_marker(t, kind, name),
+            r => r,
+        };
+        let id = r.map_err(|e| match e {
+            MarkerError::EmptyName => RegionError::EmptyName,
+            MarkerError::AlreadyOpen => RegionError::AlreadyOpen(name.to_string()),
+            MarkerError::NotOpen | MarkerError::OutputFull => {
+                RegionError::NotOpen(name.to_string())
+            }
+            MarkerError::TooManyOpen => RegionError::TooManyOpen(name.to_string()),
+        })?;
+        if kind == MarkerKind::End {
+            p.waiting.insert(id);
+        }
+        p.pump();
+        p.recorder.flush();
+        Ok(id)
+    }
+
+    fn begin(&self, name: &str) -> Result<(), RegionError> {
+        self.marker(MarkerKind::Begin, name).map(|_| ())
     }
 
     fn end(&self, name: &str) -> Result<Measurement, RegionError> {
-        let t = self.now();
-        let energies = self.energies_at(t);
-        let mut r = lock(&self.regions);
-        let k = r
-            .open
-            .iter()
-            .rposition(|o| o.name == name)
-            .ok_or_else(|| RegionError::NotOpen(name.to_string()))?;
-        let open = r.open.remove(k);
-        let deltas: Vec<f64> = energies
-            .iter()
-            .zip(&open.energies)
-            .map(|(e1, e0)| (e1 - e0).max(0.0))
-            .collect();
-        let components = self.components(&deltas);
-        let total_j = components
-            .iter()
-            .filter(|c| !c.nested)
-            .map(|c| c.energy_j)
-            .sum();
-        let duration_s = secs(t - open.t_ns);
-        let m = Measurement {
-            name: open.name,
-            start_s: secs(open.t_ns),
-            end_s: secs(t),
-            duration_s,
-            total_j,
-            edp_js: edp(total_j, duration_s),
-            components,
-        };
-        if r.ended.len() < MAX_REGIONS_IN_SUMMARY {
-            r.ended.push(RegionSummary {
-                name: m.name.clone(),
-                start_s: m.start_s,
-                end_s: m.end_s,
-                energy_j: m.total_j,
-            });
-        } else {
-            r.ended_not_kept += 1;
+        let id = self.marker(MarkerKind::End, name)?;
+        // The end is placed by the first reading of every source after it: ask for them now.
+        self.read_now.fetch_add(1, Ordering::Relaxed);
+        for t in lock(&self.lanes).iter() {
+            t.unpark();
         }
-        drop(r);
-        lock(&self.recorder).put(&Record::Marker(Marker {
-            region: open.id,
-            kind: MarkerKind::End,
-            t_ns: t,
-            name: truncated(name),
-            parent: None,
-        }));
-        Ok(m)
+        let deadline = Instant::now() + REGION_WAIT;
+        let mut p = lock(&self.pipe);
+        loop {
+            if let Some(k) = p.waited.iter().position(|(i, _)| *i == id) {
+                let (_, reg) = p.waited.swap_remove(k);
+                return Ok(self.measurement(&reg));
+            }
+            let now = Instant::now();
+            if now >= deadline || self.stop.load(Ordering::Relaxed) {
+                p.waiting.remove(&id);
+                // A source that did not read in time: its last energy, provisionally (the
+                // summary and the profile hold the final figure).
+                if let Some(reg) = p.fold.peek_region(id) {
+                    return Ok(self.measurement(&reg));
+                }
+                return Err(RegionError::NotOpen(name.to_string()));
+            }
+            p = self
+                .region_done
+                .wait_timeout(p, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn measurement(&self, r: &RunRegion) -> Measurement {
+        let components = self.components(&r.energies);
+        let duration_s = secs(r.end_t.saturating_sub(r.begin_t));
+        Measurement {
+            name: r.name.to_string(),
+            start_s: secs(r.begin_t),
+            end_s: secs(r.end_t),
+            duration_s,
+            total_j: r.total_j,
+            edp_js: edp(r.total_j, duration_s),
+            components,
+        }
     }
 }
 
@@ -327,26 +326,26 @@ impl MonitorHandle {
         self.inner.end(name)
     }
 
-    /// Energy of every component from the start up to now, and the time in seconds.
+    /// Energy of every component from the start up to its latest reading (the session's live
+    /// totals), and the time in seconds.
     pub fn current(&self) -> (f64, Vec<LiveComponent>) {
         let t = self.inner.now();
-        let live = lock(&self.inner.live).clone();
+        let p = lock(&self.inner.pipe);
         let comps = self
             .inner
             .infos
             .iter()
-            .zip(live)
-            .map(|(info, l)| LiveComponent {
-                name: component_name(info),
-                kind: info.provenance.as_str(),
-                energy_j: if l.read && t > l.t_ns {
-                    l.energy_j + l.power_w * secs(t - l.t_ns)
-                } else {
-                    l.energy_j
-                },
-                power_w: l.power_w,
-                nested: info.component.is_nested(),
-                read: l.read,
+            .zip(&self.inner.ids)
+            .map(|(info, &id)| {
+                let l = p.session.live(id);
+                LiveComponent {
+                    name: component_name(info),
+                    kind: info.provenance.as_str(),
+                    energy_j: l.map_or(0.0, |l| l.energy_j),
+                    power_w: l.map_or(0.0, |l| l.power_w),
+                    nested: info.component.is_nested(),
+                    read: l.is_some_and(|l| l.t_ns.is_some()),
+                }
             })
             .collect();
         (secs(t), comps)
@@ -360,7 +359,7 @@ pub struct LiveComponent {
     pub name: String,
     /// `measured` or `estimated`.
     pub kind: &'static str,
-    /// Joules since the monitor started.
+    /// Joules from the first reading to the latest.
     pub energy_j: f64,
     /// Latest power, watts.
     pub power_w: f64,
@@ -373,7 +372,7 @@ pub struct LiveComponent {
 /// Measures every source until [`Monitor::finish`]; see the module docs.
 pub struct Monitor {
     inner: Arc<Inner>,
-    lanes: Vec<JoinHandle<LaneResult>>,
+    lanes: Vec<JoinHandle<Option<GpuAttribution>>>,
     notes: Vec<String>,
     options: MonitorOptions,
 }
@@ -386,11 +385,6 @@ impl std::fmt::Debug for Monitor {
             .field("notes", &self.notes)
             .finish()
     }
-}
-
-struct LaneResult {
-    tracked: Vec<Tracked>,
-    gpu: Option<GpuAttribution>,
 }
 
 /// What the profile file received.
@@ -419,56 +413,76 @@ impl Monitor {
         found: Found,
         pid: Arc<AtomicU32>,
     ) -> Result<Monitor, StartError> {
-        let recorder = Recorder::open(options.output.as_deref())?;
+        let mut recorder = Recorder::open(options.output.as_deref())?;
         let start_unix_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        let infos: Vec<SourceInfo> = found.sources.iter().map(|s| s.info().clone()).collect();
+        recorder.put(&Record::Header(Header {
+            magic: format::MAGIC,
+            version: format::VERSION,
+            host: {
+                let mut h = host_info(&options.discover.procfs_root);
+                if let Some(name) = &options.hostname {
+                    h.hostname = truncated(name);
+                }
+                h
+            },
+            start_unix_ns,
+            monotonic_origin_ns: 0,
+            interval_ns: options.interval,
+            ea2p_version: truncated(env!("CARGO_PKG_VERSION")),
+            command: truncated(&options.command),
+            rank: options.rank.map(|r| r.0),
+            world_size: options.rank.map(|r| r.1),
+        }));
+        let mut notes = found.notes;
+        let mut pipe = Pipeline {
+            session: Box::new(Session::new()),
+            fold: Box::new(RunFold::default()),
+            recorder,
+            regions: RegionList::default(),
+            waited: Vec::new(),
+            waiting: BTreeSet::new(),
+            notes: Vec::new(),
+        };
+        let (mut infos, mut ids) = (Vec::new(), Vec::new());
+        let (mut fast, mut slow) = (Vec::new(), Vec::new());
+        for (i, source) in found.sources.into_iter().enumerate() {
+            let info = source.info().clone();
+            let id = i as u16;
+            pipe.pump();
+            if let Err(e) = pipe.session.add_source(id, info.clone()) {
+                notes.push(format!("{} not measured: {e}", info.name));
+                continue;
+            }
+            let period = options.interval.max(info.update_period_ns).max(1);
+            let lane_source = LaneSource {
+                id,
+                source,
+                period,
+                next: 0,
+            };
+            if info.component == Component::Gpu {
+                slow.push(lane_source);
+            } else {
+                fast.push(lane_source);
+            }
+            infos.push(info);
+            ids.push(id);
+        }
+        pipe.pump();
+        pipe.recorder.flush();
         let inner = Arc::new(Inner {
             origin: Instant::now(),
-            live: Mutex::new(vec![Live::default(); infos.len()]),
             infos,
-            recorder: Mutex::new(recorder),
-            regions: Mutex::new(Regions::default()),
+            ids,
+            pipe: Mutex::new(pipe),
+            region_done: Condvar::new(),
             stop: AtomicBool::new(false),
+            read_now: AtomicU64::new(0),
+            lanes: Mutex::new(Vec::new()),
             pid,
         });
-        {
-            let mut rec = lock(&inner.recorder);
-            rec.put(&Record::Header(Header {
-                magic: format::MAGIC,
-                version: format::VERSION,
-                host: {
-                    let mut h = host_info(&options.discover.procfs_root);
-                    if let Some(name) = &options.hostname {
-                        h.hostname = truncated(name);
-                    }
-                    h
-                },
-                start_unix_ns,
-                monotonic_origin_ns: 0,
-                interval_ns: options.interval,
-                ea2p_version: truncated(env!("CARGO_PKG_VERSION")),
-                command: truncated(&options.command),
-                rank: options.rank.map(|r| r.0),
-                world_size: options.rank.map(|r| r.1),
-            }));
-            for (i, info) in inner.infos.iter().enumerate() {
-                rec.put(&Record::Source(SourceDecl {
-                    id: i as u16,
-                    info: info.clone(),
-                }));
-            }
-        }
-        let (mut fast, mut slow) = (Vec::new(), Vec::new());
-        for (i, s) in found.sources.into_iter().enumerate() {
-            let t = Tracked::new(i as u16, s, options.interval);
-            if t.source.info().component == Component::Gpu {
-                slow.push(t);
-            } else {
-                fast.push(t);
-            }
-        }
         let mut lanes = Vec::new();
         let gpu = found.gpu_probe.map(|probe| GpuAttribution {
             probe,
@@ -477,21 +491,22 @@ impl Monitor {
             next: 0,
             procfs_root: options.discover.procfs_root.clone(),
         });
-        for (name, tracked, gpu) in [("ea2p-sampler", fast, None), ("ea2p-gpu", slow, gpu)] {
-            if tracked.is_empty() {
+        for (name, sources, gpu) in [("ea2p-sampler", fast, None), ("ea2p-gpu", slow, gpu)] {
+            if sources.is_empty() {
                 continue;
             }
-            let inner = Arc::clone(&inner);
+            let inner_l = Arc::clone(&inner);
             let h = std::thread::Builder::new()
                 .name(name.into())
-                .spawn(move || lane(&inner, tracked, gpu))
+                .spawn(move || lane(&inner_l, sources, gpu))
                 .map_err(StartError::Thread)?;
+            lock(&inner.lanes).push(h.thread().clone());
             lanes.push(h);
         }
         Ok(Monitor {
             inner,
             lanes,
-            notes: found.notes,
+            notes,
             options,
         })
     }
@@ -524,13 +539,15 @@ impl Monitor {
         self.inner.begin(name)
     }
 
-    /// Closes region `name` now and returns its energy.
+    /// Closes region `name` now and returns its energy, once the first reading of every source
+    /// after `now` places the end (the sources are read at once; at most half a second).
     pub fn end(&self, name: &str) -> Result<Measurement, RegionError> {
         self.inner.end(name)
     }
 
     /// Stops sampling (a last reading of every source), completes the profile and returns the
-    /// summary. `exit` is the measured command's status, when there is one.
+    /// summary, folded from the very records the profile holds. `exit` is the measured command's
+    /// status, when there is one.
     pub fn finish(
         self,
         exit: Option<std::process::ExitStatus>,
@@ -539,79 +556,72 @@ impl Monitor {
         for l in &self.lanes {
             l.thread().unpark();
         }
-        let mut tracked = Vec::new();
         let mut gpu = None;
         for l in self.lanes {
-            if let Ok(r) = l.join() {
-                tracked.extend(r.tracked);
-                gpu = gpu.or(r.gpu);
+            if let Ok(g) = l.join() {
+                gpu = gpu.or(g);
             }
         }
-        tracked.sort_by_key(|t| t.id);
-        let t_end = self.inner.now();
         let shares = gpu.map(|g| g.shares()).unwrap_or_default();
-        let mut rec = lock(&self.inner.recorder);
-        for s in &tracked {
-            rec.put(&Record::SourceTotal(SourceTotal {
-                source: s.id,
-                energy_j: s.track.total_j(),
-                avg_w: s.track.average_w().unwrap_or(0.0),
-                peak_w: s.track.peak_w(),
-                provenance: s.source.info().provenance,
-                samples: s.track.len(),
-                rejected: s.counter.as_ref().map_or(0, |c| c.stats().rejected as u32),
-            }));
-        }
-        rec.put(&Record::End(End {
-            t_ns: t_end,
-            exit: exit.as_ref().map_or(ExitStatus::Unknown, status_record),
-        }));
-        rec.flush();
-        let outcome = rec.path.clone().map(|path| ProfileOutcome {
-            path,
-            frames: rec.frames,
-            failed: rec.failed.clone(),
-        });
-        drop(rec);
-        let components = tracked
+        let mut p = lock(&self.inner.pipe);
+        let t_end = self.inner.now();
+        // Totals for readers of format version 1; this version's reader folds the samples.
+        let totals: Vec<SourceTotal> = p
+            .fold
+            .components()
             .iter()
-            .map(|s| {
-                let info = s.source.info();
-                let share = (info.component == Component::Gpu)
-                    .then(|| shares.iter().find(|(i, _)| *i == info.index))
-                    .flatten()
-                    .map(|(_, sh)| GpuShare {
-                        fraction: sh.fraction,
-                        basis: match sh.basis {
-                            ea2p_nvml::ShareBasis::SmUtilization => "sm-utilisation",
-                            ea2p_nvml::ShareBasis::Memory => "memory",
-                            ea2p_nvml::ShareBasis::Exclusive => "exclusive",
-                        },
-                        energy_j: sh.fraction * s.track.total_j(),
-                    });
-                ComponentSummary {
-                    name: component_name(info),
-                    kind: info.provenance.as_str(),
-                    source: info.name.to_string(),
-                    energy_j: s.track.total_j(),
-                    avg_w: s.track.average_w().unwrap_or(0.0),
-                    peak_w: s.track.peak_w(),
-                    nested: info.component.is_nested(),
-                    read_errors: s.read_errors,
-                    process_share: share,
-                }
+            .map(|c| SourceTotal {
+                source: c.id,
+                energy_j: c.energy_j,
+                avg_w: c.avg_w(),
+                peak_w: c.peak_w,
+                provenance: c.info.provenance,
+                samples: c.samples,
+                rejected: c.refused(),
             })
             .collect();
-        let regions = std::mem::take(&mut *lock(&self.inner.regions));
-        let summary = Summary::new(
-            secs(t_end),
-            components,
-            regions.ended,
-            regions.ended_not_kept,
-            regions.open.into_iter().map(|o| o.name).collect(),
+        for t in &totals {
+            p.recorder.put(&Record::SourceTotal(*t));
+        }
+        let status = exit.as_ref().map_or(ExitStatus::Unknown, status_record);
+        p.pump();
+        let _ = p.session.finish(t_end, status);
+        p.pump();
+        p.fold.finish();
+        while let Some(reg) = p.fold.poll_region() {
+            p.regions.push(&reg);
+        }
+        p.recorder.flush();
+        let outcome = p.recorder.path.clone().map(|path| ProfileOutcome {
+            path,
+            frames: p.recorder.frames,
+            failed: p.recorder.failed.clone(),
+        });
+        let regions = std::mem::take(&mut p.regions);
+        let mut summary = Summary::from_fold(
+            &p.fold,
+            regions,
             self.options.carbon_intensity,
             exit.as_ref().map(exit_code),
         );
+        drop(p);
+        for (c, info) in summary.components.iter_mut().zip(&self.inner.infos) {
+            if info.component != Component::Gpu {
+                continue;
+            }
+            c.process_share = shares
+                .iter()
+                .find(|(i, _)| *i == info.index)
+                .map(|(_, sh)| GpuShare {
+                    fraction: sh.fraction,
+                    basis: match sh.basis {
+                        ea2p_nvml::ShareBasis::SmUtilization => "sm-utilisation",
+                        ea2p_nvml::ShareBasis::Memory => "memory",
+                        ea2p_nvml::ShareBasis::Exclusive => "exclusive",
+                    },
+                    energy_j: sh.fraction * c.energy_j,
+                });
+        }
         (summary, outcome)
     }
 }
@@ -633,40 +643,53 @@ fn status_record(status: &std::process::ExitStatus) -> ExitStatus {
     }
 }
 
+/// One source read by a lane: the I/O side; everything else is the session's.
+struct LaneSource {
+    id: u16,
+    source: Box<dyn Source + Send>,
+    period: Nanos,
+    next: Nanos,
+}
+
 /// One sampler thread: reads its sources until told to stop, then once more.
-fn lane(inner: &Inner, mut tracked: Vec<Tracked>, mut gpu: Option<GpuAttribution>) -> LaneResult {
-    // The frames of one wake-up; kept across wake-ups so that sampling allocates nothing.
-    let mut records = Vec::with_capacity(tracked.len());
+fn lane(
+    inner: &Inner,
+    mut sources: Vec<LaneSource>,
+    mut gpu: Option<GpuAttribution>,
+) -> Option<GpuAttribution> {
+    // The readings of one wake-up; kept across wake-ups so that sampling allocates nothing.
+    let mut readings: Vec<(u16, Result<RawReading, ReadError>)> = Vec::with_capacity(sources.len());
+    let mut read_now_seen = 0;
     loop {
         let stopping = inner.stop.load(Ordering::Relaxed);
+        let asked = inner.read_now.load(Ordering::Relaxed);
+        let now_all = asked != read_now_seen || stopping;
+        read_now_seen = asked;
         let t = inner.now();
-        let due = || tracked.iter().any(|s| stopping || t >= s.next);
-        if due() {
-            records.clear();
-            for s in tracked.iter_mut().filter(|s| stopping || t >= s.next) {
-                records.extend(s.sample(t));
+        if now_all || sources.iter().any(|s| t >= s.next) {
+            readings.clear();
+            for s in sources.iter_mut().filter(|s| now_all || t >= s.next) {
+                readings.push((s.id, s.source.read(t)));
                 // Absolute deadlines: no drift; a late wake-up skips, never bunches, readings.
-                s.next += s.period * ((t.saturating_sub(s.next)) / s.period + 1);
-            }
-            {
-                let mut live = lock(&inner.live);
-                for r in &records {
-                    if let Record::Sample(smp) = r {
-                        live[smp.source as usize] = Live {
-                            t_ns: smp.t_ns,
-                            energy_j: smp.energy_j,
-                            power_w: f64::from(smp.power_w),
-                            read: true,
-                        };
-                    }
+                if t >= s.next {
+                    s.next += s.period * ((t - s.next) / s.period + 1);
                 }
             }
-            // One write per wake-up: a crash loses at most the readings of the last instant.
-            let mut rec = lock(&inner.recorder);
-            for r in &records {
-                rec.put(r);
+            let mut p = lock(&inner.pipe);
+            for (id, r) in readings.drain(..) {
+                p.pump();
+                // Cannot fail: the queue was just drained and the id is the session's.
+                let _ = match r {
+                    Ok(raw) => p.session.handle_reading(id, t, raw),
+                    Err(e) => p.session.handle_read_error(id, t, e.kind),
+                };
             }
-            rec.flush();
+            p.pump();
+            // One write per wake-up: a crash loses at most the readings of the last instant.
+            p.recorder.flush();
+            if !p.waited.is_empty() || !p.waiting.is_empty() {
+                inner.region_done.notify_all();
+            }
         }
         if let Some(g) = gpu.as_mut() {
             if stopping || t >= g.next {
@@ -677,16 +700,16 @@ fn lane(inner: &Inner, mut tracked: Vec<Tracked>, mut gpu: Option<GpuAttribution
         if stopping {
             break;
         }
-        let next = tracked
+        let next = sources
             .iter()
             .map(|s| s.next)
             .chain(gpu.as_ref().map(|g| g.next))
             .min()
             .unwrap_or(t + GPU_PROBE_NS);
-        // park_timeout: `finish` unparks the lane, so stopping never waits for a deadline.
+        // park_timeout: `finish` and `end` unpark the lane, so neither waits for a deadline.
         std::thread::park_timeout(Duration::from_nanos(next.saturating_sub(inner.now())));
     }
-    LaneResult { tracked, gpu }
+    gpu
 }
 
 /// Per-process activity on the NVIDIA GPUs, for the measured tree's share of their energy.
@@ -714,87 +737,6 @@ impl GpuAttribution {
             .iter()
             .filter_map(|(i, t)| t.share(&self.pids).map(|s| (*i, s)))
             .collect()
-    }
-}
-
-/// One source being sampled.
-struct Tracked {
-    id: u16,
-    source: Box<dyn Source + Send>,
-    counter: Option<EnergyCounter>,
-    track: EnergyTrack,
-    period: Nanos,
-    next: Nanos,
-    last_ok: Option<Nanos>,
-    read_errors: u64,
-}
-
-impl Tracked {
-    fn new(id: u16, source: Box<dyn Source + Send>, interval: Nanos) -> Self {
-        let info = source.info();
-        let period = interval.max(info.update_period_ns).max(1);
-        let (counter, kind) = match info.counter_spec() {
-            Some(spec) => (Some(EnergyCounter::new(spec)), SeriesKind::Counter),
-            None => (None, SeriesKind::PowerSamples),
-        };
-        Tracked {
-            id,
-            source,
-            counter,
-            track: EnergyTrack::new(kind, period.saturating_mul(5)),
-            period,
-            next: 0,
-            last_ok: None,
-            read_errors: 0,
-        }
-    }
-
-    /// Reads the source at `t`; returns the frame to write.
-    fn sample(&mut self, t: Nanos) -> Option<Record> {
-        match self.source.read(t) {
-            Ok(raw) => {
-                let mut flags = SampleFlags(0);
-                if self.source.info().provenance == Provenance::Estimated {
-                    flags = flags.with(SampleFlags::ESTIMATED);
-                }
-                let pushed = match (raw, self.counter.as_mut()) {
-                    (RawReading::Counter(v), Some(c)) => {
-                        let u = c.update(t, v);
-                        flags = match u.event {
-                            CounterEvent::Wrapped => flags.with(SampleFlags::WRAP),
-                            CounterEvent::Reset => flags.with(SampleFlags::RESET),
-                            CounterEvent::Rejected => flags.with(SampleFlags::REJECTED),
-                            _ => flags,
-                        };
-                        self.track.push_energy(t, c.total_j())
-                    }
-                    (RawReading::PowerMilliwatts(mw), None) => {
-                        self.track.push_power(t, mw as f64 / 1e3)
-                    }
-                    _ => return None,
-                };
-                let point = pushed.ok()?;
-                self.last_ok = Some(t);
-                Some(Record::Sample(Sample {
-                    source: self.id,
-                    t_ns: t,
-                    raw,
-                    energy_j: point.energy_j,
-                    power_w: point.power_w as f32,
-                    flags,
-                }))
-            }
-            Err(e) => {
-                self.read_errors += 1;
-                self.track.mark_gap();
-                Some(Record::Gap(Gap {
-                    source: self.id,
-                    from_ns: self.last_ok.unwrap_or(t),
-                    to_ns: t,
-                    reason: GapReason::ReadError(e.kind),
-                }))
-            }
-        }
     }
 }
 
