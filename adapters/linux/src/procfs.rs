@@ -294,6 +294,154 @@ fn descendants(all: &[ProcStat], root: u32) -> impl Iterator<Item = ProcStat> + 
     })
 }
 
+/// Clock ticks per second of `/proc/stat` and `/proc/PID/stat` (`USER_HZ`): the kernel exports
+/// a fixed 100 to user space on every architecture Linux runs on today.
+pub const USER_HZ: u64 = 100;
+
+/// Nanoseconds in `ticks` clock ticks.
+pub fn ticks_to_ns(ticks: u64) -> u64 {
+    ticks.saturating_mul(1_000_000_000 / USER_HZ)
+}
+
+/// Reads at most `limit` bytes of `path` into `buf` (cleared first): procfs and sysfs files are
+/// small, a hostile root may hold a FIFO or /dev/zero.
+fn read_bounded(path: &Path, buf: &mut String, limit: u64) -> Result<(), ProcError> {
+    use std::io::Read;
+    buf.clear();
+    fs::File::open(path)
+        .and_then(|f| f.take(limit).read_to_string(buf))
+        .map(|_| ())
+        .map_err(|source| ProcError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// Usage of `root_pid` and its live descendants, found through
+/// `ROOT/PID/task/TID/children` (a few small files for a small tree, where a scan of `/proc`
+/// reads every process's); falls back to [`tree_usage`] where the kernel lacks the children
+/// files (CONFIG_PROC_CHILDREN).
+pub fn tree_usage_walk(proc_root: &Path, root_pid: u32) -> Result<TreeUsage, ProcError> {
+    let task = proc_root.join(root_pid.to_string()).join("task");
+    let first_children = task.join(root_pid.to_string()).join("children");
+    if !first_children.exists() {
+        return tree_usage(proc_root, root_pid);
+    }
+    let mut usage = TreeUsage::default();
+    let mut buf = String::new();
+    let mut todo = vec![root_pid];
+    // A tree cannot be larger than the kernel's pid space; a hostile root cannot loop us.
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(pid) = todo.pop() {
+        if !seen.insert(pid) || seen.len() > 1 << 22 {
+            continue;
+        }
+        let dir = proc_root.join(pid.to_string());
+        let stat = dir.join("stat");
+        if read_bounded(&stat, &mut buf, 64 * 1024).is_err() {
+            // Raced with its exit; its time is in its parent's cutime once reaped.
+            continue;
+        }
+        let st = parse_pid_stat(&buf, &stat)?;
+        usage.processes += 1;
+        usage.cpu_ticks = usage
+            .cpu_ticks
+            .saturating_add(st.cpu_ticks.saturating_add(st.children_cpu_ticks));
+        usage.rss_pages = usage.rss_pages.saturating_add(st.rss_pages);
+        let Ok(tasks) = fs::read_dir(dir.join("task")) else {
+            continue;
+        };
+        for t in tasks.filter_map(Result::ok) {
+            if read_bounded(&t.path().join("children"), &mut buf, 1 << 20).is_ok() {
+                todo.extend(buf.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+            }
+        }
+    }
+    Ok(usage)
+}
+
+/// Counts the CPUs of a kernel CPU list (`0-3,8,10-11`); `None` if it is not one.
+pub fn parse_cpu_list(text: &str) -> Option<u32> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Some(0);
+    }
+    let mut n: u32 = 0;
+    for part in text.split(',') {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?),
+            None => {
+                let a = part.trim().parse::<u32>().ok()?;
+                (a, a)
+            }
+        };
+        if b < a {
+            return None;
+        }
+        n = n.checked_add((b - a).checked_add(1)?)?;
+    }
+    Some(n)
+}
+
+/// The CPUs `pid` may run on (`Cpus_allowed_list` of `ROOT/PID/status`), counted.
+pub fn allowed_cpus(proc_root: &Path, pid: u32) -> Result<u32, ProcError> {
+    let path = proc_root.join(pid.to_string()).join("status");
+    let mut buf = String::new();
+    read_bounded(&path, &mut buf, 64 * 1024)?;
+    buf.lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .and_then(parse_cpu_list)
+        .ok_or_else(|| malformed(&path, "expected a line \"Cpus_allowed_list: 0-3\""))
+}
+
+/// The online CPUs (`SYSFS/devices/system/cpu/online`), counted.
+pub fn online_cpus(sysfs_root: &Path) -> Result<u32, ProcError> {
+    let path = sysfs_root.join("devices/system/cpu/online");
+    let mut buf = String::new();
+    read_bounded(&path, &mut buf, 64 * 1024)?;
+    parse_cpu_list(&buf).ok_or_else(|| malformed(&path, "expected a CPU list like 0-3,8"))
+}
+
+/// The counters the attribution reads at each step, with their buffers kept across reads.
+#[derive(Debug, Clone)]
+pub struct MachineMeter {
+    stat: PathBuf,
+    meminfo: PathBuf,
+    buf: String,
+}
+
+/// One read of the machine's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineReading {
+    /// Busy time of all CPUs since boot, nanoseconds.
+    pub busy_ns: u64,
+    /// Used memory (`MemTotal - MemAvailable`), bytes.
+    pub used_bytes: u64,
+}
+
+impl MachineMeter {
+    /// A meter of `ROOT/stat` and `ROOT/meminfo`.
+    pub fn new(proc_root: &Path) -> Self {
+        MachineMeter {
+            stat: proc_root.join("stat"),
+            meminfo: proc_root.join("meminfo"),
+            buf: String::new(),
+        }
+    }
+
+    /// Reads both files (bounded).
+    pub fn read(&mut self) -> Result<MachineReading, ProcError> {
+        read_bounded(&self.stat, &mut self.buf, 64 * 1024)?;
+        let t = parse_stat(&self.buf, &self.stat)?;
+        read_bounded(&self.meminfo, &mut self.buf, 64 * 1024)?;
+        let m = parse_meminfo(&self.buf, &self.meminfo)?;
+        Ok(MachineReading {
+            busy_ns: ticks_to_ns(t.busy),
+            used_bytes: m.total_bytes.saturating_sub(m.available_bytes),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,5 +525,47 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("field"));
+    }
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-3,8,10-11\n"), Some(7));
+        assert_eq!(parse_cpu_list("0"), Some(1));
+        assert_eq!(parse_cpu_list(""), Some(0));
+        assert_eq!(parse_cpu_list("3-1"), None);
+        assert_eq!(parse_cpu_list("a"), None);
+        assert_eq!(parse_cpu_list("0-4294967295"), None);
+    }
+
+    #[test]
+    fn walk_agrees_with_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let proc_ = |pid: u32, ppid: u32, ticks: u64, children: &str| {
+            let d = r.join(pid.to_string());
+            fs::create_dir_all(d.join("task").join(pid.to_string())).unwrap();
+            fs::write(
+                d.join("stat"),
+                format!("{pid} (p) S {ppid} 0 0 0 -1 0 0 0 0 0 {ticks} 0 2 0 20 0 1 0 0 0 10\n"),
+            )
+            .unwrap();
+            fs::write(
+                d.join("task").join(pid.to_string()).join("children"),
+                children,
+            )
+            .unwrap();
+        };
+        proc_(10, 1, 5, "11 12 ");
+        proc_(11, 10, 7, "13");
+        proc_(12, 10, 1, "");
+        proc_(13, 11, 2, "");
+        proc_(20, 1, 100, "");
+        let walk = tree_usage_walk(r, 10).unwrap();
+        assert_eq!(walk, tree_usage(r, 10).unwrap());
+        assert_eq!(walk.processes, 4);
+        assert_eq!(walk.cpu_ticks, 5 + 7 + 1 + 2 + 4 * 2);
+        assert_eq!(walk.rss_pages, 40);
+        fs::write(r.join("10/status"), "Name: p\nCpus_allowed_list:\t0,2-3\n").unwrap();
+        assert_eq!(allowed_cpus(r, 10).unwrap(), 3);
+        assert!(allowed_cpus(r, 11).is_err());
     }
 }
