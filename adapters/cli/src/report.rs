@@ -167,7 +167,7 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
                         }
                     }
                     while let Some(reg) = fold.poll_region() {
-                        regions.push(&reg);
+                        regions.push(&reg, None);
                     }
                     match &record {
                         Record::Source(d) => {
@@ -199,7 +199,7 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
     }
     fold.finish();
     while let Some(reg) = fold.poll_region() {
-        regions.push(&reg);
+        regions.push(&reg, None);
     }
     lost.cut = fold.end().is_none();
     lost.gaps = fold

@@ -360,6 +360,73 @@ pub fn tree_usage_walk(proc_root: &Path, root_pid: u32) -> Result<TreeUsage, Pro
     Ok(usage)
 }
 
+/// The usage of a process tree read often and cheaply: where the kernel has no children files,
+/// the tree's pids are found by a scan of `/proc` once every `rescan_every` reads and only
+/// their own `stat` files are read in between. A child started between scans is counted from
+/// the scan that finds it (its CPU time since it started included: shifted, not lost); one that
+/// exits is counted in its parent's `cutime` once reaped.
+#[derive(Debug, Clone)]
+pub struct TreeMeter {
+    proc_root: PathBuf,
+    root: u32,
+    pids: Vec<u32>,
+    reads: u32,
+    rescan_every: u32,
+    walk: Option<bool>,
+    buf: String,
+}
+
+impl TreeMeter {
+    /// A meter of the tree under `ROOT`, rescanning every `rescan_every` reads (at least 1).
+    pub fn new(proc_root: &Path, rescan_every: u32) -> Self {
+        TreeMeter {
+            proc_root: proc_root.to_path_buf(),
+            root: 0,
+            pids: Vec::new(),
+            reads: 0,
+            rescan_every: rescan_every.max(1),
+            walk: None,
+            buf: String::new(),
+        }
+    }
+
+    /// The usage of `root_pid`'s tree now.
+    pub fn read(&mut self, root_pid: u32) -> Result<TreeUsage, ProcError> {
+        let walk = *self.walk.get_or_insert_with(|| {
+            let me = std::process::id().to_string();
+            let children = Path::new(&me).join("task").join(&me).join("children");
+            self.proc_root.join("self/task").exists() && self.proc_root.join(&children).exists()
+        });
+        if walk {
+            return tree_usage_walk(&self.proc_root, root_pid);
+        }
+        if root_pid != self.root || self.reads % self.rescan_every == 0 {
+            self.root = root_pid;
+            self.reads = 0;
+            let all = scan(&self.proc_root)?;
+            self.pids = descendants(&all, root_pid).map(|p| p.pid).collect();
+        }
+        self.reads += 1;
+        let mut usage = TreeUsage::default();
+        let mut k = 0;
+        while k < self.pids.len() {
+            let path = self.proc_root.join(self.pids[k].to_string()).join("stat");
+            if read_bounded(&path, &mut self.buf, 64 * 1024).is_err() {
+                self.pids.swap_remove(k);
+                continue;
+            }
+            let st = parse_pid_stat(&self.buf, &path)?;
+            usage.processes += 1;
+            usage.cpu_ticks = usage
+                .cpu_ticks
+                .saturating_add(st.cpu_ticks.saturating_add(st.children_cpu_ticks));
+            usage.rss_pages = usage.rss_pages.saturating_add(st.rss_pages);
+            k += 1;
+        }
+        Ok(usage)
+    }
+}
+
 /// Counts the CPUs of a kernel CPU list (`0-3,8,10-11`); `None` if it is not one.
 pub fn parse_cpu_list(text: &str) -> Option<u32> {
     let text = text.trim();
@@ -561,6 +628,13 @@ mod tests {
         proc_(20, 1, 100, "");
         let walk = tree_usage_walk(r, 10).unwrap();
         assert_eq!(walk, tree_usage(r, 10).unwrap());
+        let mut m = TreeMeter::new(r, 2);
+        m.walk = Some(false);
+        assert_eq!(m.read(10).unwrap(), walk);
+        // Between scans, only the known pids are read: a new child waits for the next scan.
+        proc_(14, 10, 50, "");
+        assert_eq!(m.read(10).unwrap(), walk);
+        assert_eq!(m.read(10).unwrap().cpu_ticks, walk.cpu_ticks + 52);
         assert_eq!(walk.processes, 4);
         assert_eq!(walk.cpu_ticks, 5 + 7 + 1 + 2 + 4 * 2);
         assert_eq!(walk.rss_pages, 40);

@@ -27,6 +27,9 @@ use ea2p_core::session::{MarkerError, Session};
 use ea2p_core::source::{truncated, Component, RawReading, ReadError, Source, SourceInfo};
 use ea2p_core::units::{secs, Nanos};
 
+use ea2p_core::attribution::Attribution;
+
+use crate::attribute::{AttributeMode, Attributor, IdlePower, ATTRIBUTION_PERIOD_NS};
 use crate::devices::Devices;
 use crate::discover::{component_name, discover, host_info, DiscoverOptions, Found, GpuProbe};
 pub use crate::summary::MAX_REGIONS_IN_SUMMARY;
@@ -58,6 +61,8 @@ pub struct MonitorOptions {
     pub rank: Option<(u32, u32)>,
     /// The host name for the header (default: the kernel's, from procfs).
     pub hostname: Option<String>,
+    /// Whose share of the shared components to attribute (default: the process tree).
+    pub attribute: AttributeMode,
 }
 
 impl Default for MonitorOptions {
@@ -70,6 +75,7 @@ impl Default for MonitorOptions {
             command: String::new(),
             rank: None,
             hostname: None,
+            attribute: AttributeMode::default(),
         }
     }
 }
@@ -161,6 +167,15 @@ struct Pipeline {
     waited: Vec<(u32, RunRegion)>,
     waiting: BTreeSet<u32>,
     notes: Vec<String>,
+    /// The attribution's counters and per-source accumulators (see [`crate::attribute`]).
+    attr: Option<Attributor>,
+    attr_acc: Vec<Attribution>,
+    /// Per source: nested in another (not in region totals).
+    nested: Vec<bool>,
+    /// Copies of the accumulators at each region's begin (`false`) and end (`true`) marker.
+    attr_marks: std::collections::BTreeMap<(u32, bool), Vec<Attribution>>,
+    /// A measured idle baseline, applied by the lane at its next attribution step.
+    idle_override: Option<IdlePower>,
 }
 
 impl Pipeline {
@@ -174,12 +189,38 @@ impl Pipeline {
                 }
             }
             while let Some(reg) = self.fold.poll_region() {
-                self.regions.push(&reg);
+                let attributed = self.region_attributed(&reg);
+                self.regions.push(&reg, attributed);
                 if self.waiting.remove(&reg.id) {
                     self.waited.push((reg.id, reg));
                 }
             }
         }
+    }
+}
+
+impl Pipeline {
+    /// The region's attributed joules (CPU and memory components that are not nested), at each
+    /// component's share over the attribution intervals between its markers.
+    fn region_attributed(&mut self, reg: &RunRegion) -> Option<f64> {
+        self.attr.as_ref()?;
+        let begin = self.attr_marks.remove(&(reg.id, false))?;
+        let end = self
+            .attr_marks
+            .remove(&(reg.id, true))
+            .unwrap_or_else(|| self.attr_acc.clone());
+        let shares = begin
+            .iter()
+            .zip(&end)
+            .map(|(b, e)| e.since(b).share_or_latest());
+        Some(
+            shares
+                .zip(&reg.energies)
+                .zip(&self.nested)
+                .filter(|(_, nested)| !**nested)
+                .map(|((sh, e), _)| sh * e)
+                .sum(),
+        )
     }
 }
 
@@ -243,6 +284,10 @@ impl Inner {
         })?;
         if kind == MarkerKind::End {
             p.waiting.insert(id);
+        }
+        if p.attr.is_some() && p.attr_marks.len() < 2 * MAX_OPEN_REGIONS {
+            let copy = p.attr_acc.clone();
+            p.attr_marks.insert((id, kind == MarkerKind::End), copy);
         }
         p.pump();
         p.recorder.flush();
@@ -444,6 +489,11 @@ impl Monitor {
             waited: Vec::new(),
             waiting: BTreeSet::new(),
             notes: Vec::new(),
+            attr: None,
+            attr_acc: Vec::new(),
+            nested: Vec::new(),
+            attr_marks: Default::default(),
+            idle_override: None,
         };
         let (mut infos, mut ids) = (Vec::new(), Vec::new());
         let (mut fast, mut slow) = (Vec::new(), Vec::new());
@@ -472,6 +522,24 @@ impl Monitor {
         }
         pipe.pump();
         pipe.recorder.flush();
+        let (choice, _) = crate::discover::cpu_choice(&options.discover);
+        let idle = IdlePower::Model {
+            watts: choice.model.power(0.0).watts,
+            name: choice.short.clone(),
+        };
+        pipe.attr = Attributor::new(
+            &options.attribute,
+            &options.discover.procfs_root,
+            &options.discover.sysfs_root,
+            &infos,
+            &idle,
+            pid.load(Ordering::Relaxed),
+        );
+        if let Some(n) = pipe.attr.as_ref().and_then(|a| a.note()) {
+            notes.push(n.to_string());
+        }
+        pipe.attr_acc = vec![Attribution::default(); infos.len()];
+        pipe.nested = infos.iter().map(|i| i.component.is_nested()).collect();
         let inner = Arc::new(Inner {
             origin: Instant::now(),
             infos,
@@ -498,7 +566,7 @@ impl Monitor {
             let inner_l = Arc::clone(&inner);
             let h = std::thread::Builder::new()
                 .name(name.into())
-                .spawn(move || lane(&inner_l, sources, gpu))
+                .spawn(move || lane(&inner_l, sources, gpu, name == "ea2p-sampler"))
                 .map_err(StartError::Thread)?;
             lock(&inner.lanes).push(h.thread().clone());
             lanes.push(h);
@@ -525,6 +593,13 @@ impl Monitor {
     /// the GPU attribution.
     pub fn set_pid(&self, pid: u32) {
         self.inner.pid.store(pid, Ordering::Relaxed);
+    }
+
+    /// Uses a measured idle power for the attribution instead of the CPU model's: the average
+    /// power of every source over the `seconds` just measured (call it before the command
+    /// starts, with nothing else of the user's running).
+    pub fn set_idle_baseline(&self, seconds: f64, watts: Vec<f64>) {
+        lock(&self.inner.pipe).idle_override = Some(IdlePower::Baseline { seconds, watts });
     }
 
     /// A handle for regions and live readings from other threads.
@@ -589,7 +664,8 @@ impl Monitor {
         p.pump();
         p.fold.finish();
         while let Some(reg) = p.fold.poll_region() {
-            p.regions.push(&reg);
+            let attributed = p.region_attributed(&reg);
+            p.regions.push(&reg, attributed);
         }
         p.recorder.flush();
         let outcome = p.recorder.path.clone().map(|path| ProfileOutcome {
@@ -604,6 +680,17 @@ impl Monitor {
             self.options.carbon_intensity,
             exit.as_ref().map(exit_code),
         );
+        if let Some(a) = &p.attr {
+            let energies: Vec<f64> = summary.components.iter().map(|c| c.energy_j).collect();
+            for (c, att) in summary
+                .components
+                .iter_mut()
+                .zip(a.summarise(&p.attr_acc, &energies))
+            {
+                c.attributed = att;
+            }
+            summary.attribution = Some(a.info());
+        }
         drop(p);
         for (c, info) in summary.components.iter_mut().zip(&self.inner.infos) {
             if info.component != Component::Gpu {
@@ -656,7 +743,9 @@ fn lane(
     inner: &Inner,
     mut sources: Vec<LaneSource>,
     mut gpu: Option<GpuAttribution>,
+    attribute: bool,
 ) -> Option<GpuAttribution> {
+    let mut attr_next: Option<Nanos> = attribute.then_some(0);
     // The readings of one wake-up; kept across wake-ups so that sampling allocates nothing.
     let mut readings: Vec<(u16, Result<RawReading, ReadError>)> = Vec::with_capacity(sources.len());
     let mut read_now_seen = 0;
@@ -691,6 +780,10 @@ fn lane(
                 inner.region_done.notify_all();
             }
         }
+        if let Some(next) = attr_next.as_mut().filter(|n| t >= **n) {
+            *next = t + ATTRIBUTION_PERIOD_NS;
+            attribution_step(inner, t);
+        }
         if let Some(g) = gpu.as_mut() {
             if stopping || t >= g.next {
                 g.probe(inner.pid.load(Ordering::Relaxed));
@@ -704,12 +797,38 @@ fn lane(
             .iter()
             .map(|s| s.next)
             .chain(gpu.as_ref().map(|g| g.next))
+            .chain(attr_next)
             .min()
             .unwrap_or(t + GPU_PROBE_NS);
         // park_timeout: `finish` and `end` unpark the lane, so neither waits for a deadline.
         std::thread::park_timeout(Duration::from_nanos(next.saturating_sub(inner.now())));
     }
     gpu
+}
+
+/// One attribution step: the counters are read without the pipeline's lock (the attributor is
+/// taken out of the pipeline meanwhile), the interval fed with the session's live energies.
+fn attribution_step(inner: &Inner, t: Nanos) {
+    let (mut a, idle) = {
+        let mut p = lock(&inner.pipe);
+        let Some(a) = p.attr.take() else { return };
+        (a, p.idle_override.take())
+    };
+    if let Some(idle) = idle {
+        a.set_idle(&idle, &inner.infos);
+    }
+    let counters = a.read(t, inner.pid.load(Ordering::Relaxed));
+    let mut p = lock(&inner.pipe);
+    if let Some(c) = counters {
+        let energies: Vec<f64> = inner
+            .ids
+            .iter()
+            .map(|&id| p.session.live(id).map_or(0.0, |l| l.energy_j))
+            .collect();
+        let Pipeline { attr_acc, .. } = &mut *p;
+        a.step(c, &energies, attr_acc);
+    }
+    p.attr = Some(a);
 }
 
 /// Per-process activity on the NVIDIA GPUs, for the measured tree's share of their energy.

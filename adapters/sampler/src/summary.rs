@@ -8,6 +8,9 @@ use ea2p_core::metrics::{co2_grams, edp};
 use ea2p_core::units::{secs, wh};
 use serde::Serialize;
 
+use ea2p_core::attribution::IdleBasis;
+
+pub use crate::attribute::{AttributedEnergy, AttributionInfo};
 use crate::discover::component_name;
 
 /// Sources a run measures at most (a two-socket machine with eight GPUs and the estimators uses
@@ -76,6 +79,10 @@ pub struct ComponentSummary {
     /// For GPUs shared with other processes: the measured tree's part.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process_share: Option<GpuShare>,
+    /// For CPU and memory components shared with other processes: the command's part,
+    /// attributed (see [`crate::attribute`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributed: Option<AttributedEnergy>,
 }
 
 /// One ended region.
@@ -89,6 +96,11 @@ pub struct RegionSummary {
     pub end_s: f64,
     /// Joules, all components that are not nested.
     pub energy_j: f64,
+    /// Of which attributed to the command: CPU and memory components that are not nested, each
+    /// at its share over the attribution intervals between the region's markers (GPUs: not
+    /// included; their share is over the run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributed_j: Option<f64>,
 }
 
 /// The summary of a run.
@@ -114,6 +126,9 @@ pub struct Summary {
     pub regions_not_listed: u64,
     /// Regions begun and never ended.
     pub regions_left_open: Vec<String>,
+    /// How the command's shares were attributed (none with `--attribute none` and in replays).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<AttributionInfo>,
 }
 
 impl ComponentSummary {
@@ -148,6 +163,7 @@ impl ComponentSummary {
             wraps: c.wraps,
             samples: c.samples,
             process_share: None,
+            attributed: None,
         }
     }
 }
@@ -160,6 +176,7 @@ impl RegionSummary {
             start_s: secs(r.begin_t),
             end_s: secs(r.end_t),
             energy_j: r.total_j,
+            attributed_j: None,
         }
     }
 }
@@ -179,9 +196,12 @@ pub struct RegionList {
 
 impl RegionList {
     /// Adds one measured region.
-    pub fn push(&mut self, r: &RunRegion) {
+    pub fn push(&mut self, r: &RunRegion, attributed_j: Option<f64>) {
         if self.kept.len() < MAX_REGIONS_IN_SUMMARY {
-            self.kept.push(RegionSummary::from_fold(r));
+            self.kept.push(RegionSummary {
+                attributed_j,
+                ..RegionSummary::from_fold(r)
+            });
         } else {
             self.not_kept += 1;
         }
@@ -240,6 +260,7 @@ impl Summary {
             regions,
             regions_not_listed,
             regions_left_open,
+            attribution: None,
         }
     }
 
@@ -283,6 +304,20 @@ impl Summary {
                     s.energy_j,
                     100.0 * s.fraction,
                     s.basis
+                );
+            }
+            if let Some(a) = &c.attributed {
+                t += &format!(
+                    "{:<11} of which this command: {:.3} J ({:.1}%, by {}; attributed)\n",
+                    "",
+                    a.energy_j,
+                    100.0 * a.share,
+                    match (a.method, a.idle_basis) {
+                        ("cpu-time", Some(IdleBasis::Allocation)) =>
+                            "CPU time, idle part by allocated CPUs",
+                        ("cpu-time", _) => "CPU time",
+                        (m, _) => m,
+                    }
                 );
             }
             if c.read_errors > 0 {
@@ -349,6 +384,15 @@ impl Summary {
             if more > 0 {
                 t += &format!("(and {more} more regions: see --json or `ea2p report`)\n");
             }
+        }
+        if let Some(a) = &self.attribution {
+            t += &format!(
+                "attributed: the command's share ({}) of each shared component: idle part ({}) by allocation or CPU time, the rest by CPU time, memory by resident share; over {:.1} s{}\n",
+                a.of,
+                a.idle_power_from,
+                a.covered_s,
+                a.note.as_deref().map(|n| format!("; {n}")).unwrap_or_default()
+            );
         }
         if !self.regions_left_open.is_empty() {
             t += &format!(
