@@ -8,7 +8,10 @@
 //!   energy)` with the idle power from the fitted CPU model or a measured baseline, and a
 //!   **dynamic part**, the rest;
 //! - the dynamic part goes to the command by its share of all busy CPU time in the interval
-//!   (command CPU time / machine busy CPU time, clamped to `[0, 1]`);
+//!   (command CPU time / machine busy CPU time); CPU time the command reports beyond the
+//!   machine's busy time in an interval (its counters are read a moment apart, and a process
+//!   found late brings its earlier time with it) is carried to the next intervals, never
+//!   beyond the machine's busy time, so shares stay within `[0, 1]`;
 //! - the idle part goes to the command by its allocation when it is restricted (allowed CPUs /
 //!   online CPUs, when fewer than all), otherwise by the same CPU-time share; an interval in
 //!   which no CPU was busy keeps the previous interval's CPU-time share;
@@ -84,6 +87,8 @@ pub struct Attribution {
     last_cpu_share: Option<f64>,
     /// Whether the idle part went by allocation in the last CPU interval.
     by_allocation: bool,
+    /// Command CPU time not yet matched by machine busy time (see the module docs).
+    carry: u64,
 }
 
 /// A non-negative, finite energy (anything else counts as 0: the fold has flagged it already).
@@ -110,9 +115,13 @@ impl Attribution {
         let energy = joules(energy_j);
         let idle = libm::fmin(joules(idle_w) * joules(dt_s), energy);
         let dynamic = energy - idle;
-        let cpu_share = cpu.share().or(self.last_cpu_share).unwrap_or(0.0);
-        if cpu.share().is_some() {
-            self.last_cpu_share = Some(cpu_share);
+        let wanted = cpu.command.saturating_add(self.carry);
+        let used = wanted.min(cpu.machine_busy);
+        self.carry = wanted - used;
+        let this = (cpu.machine_busy > 0).then(|| used as f64 / cpu.machine_busy as f64);
+        let cpu_share = this.or(self.last_cpu_share).unwrap_or(0.0);
+        if this.is_some() {
+            self.last_cpu_share = this;
         }
         let alloc = allocation.and_then(|a| a.restricted_share());
         self.by_allocation = alloc.is_some();
@@ -177,6 +186,7 @@ impl Attribution {
             command_dynamic_j: libm::fmax(self.command_dynamic_j - earlier.command_dynamic_j, 0.0),
             last_cpu_share: self.last_cpu_share,
             by_allocation: self.by_allocation,
+            carry: self.carry,
         }
     }
 
@@ -265,6 +275,21 @@ mod tests {
         m.add_memory(8.0, 1, 4);
         m.add_memory(8.0, 9, 0);
         assert_eq!(m.command_j(), 2.0);
+    }
+
+    #[test]
+    fn time_seen_late_is_carried_not_lost() {
+        let mut a = Attribution::default();
+        let seen = |m, c| CpuTime {
+            machine_busy: m,
+            command: c,
+        };
+        // The command's child is found in the second interval, with its first interval's time.
+        a.add_cpu(10.0, 0.0, 1.0, seen(100, 0), None);
+        a.add_cpu(10.0, 0.0, 1.0, seen(100, 150), None);
+        a.add_cpu(10.0, 0.0, 1.0, seen(100, 50), None);
+        assert_eq!(a.command_j(), 20.0);
+        assert_eq!(a.carry, 0);
     }
 
     #[test]
