@@ -15,6 +15,14 @@ use ea2p_tests::{FakeRapl, ZoneSpec};
 
 const WATTS: f64 = 40.0;
 
+/// One test at a time: each runs busy loops, and on a small machine several at once would leave
+/// each command so little CPU that ea2p's own sampling became a large part of the busy time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// User + system ticks of one real process itself (0 when gone): what `/proc/stat` counts.
 fn ticks(pid: u32) -> u64 {
     let Ok(text) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -151,10 +159,11 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A busy loop outside ea2p, on CPU 0.
 fn busy_loop() -> KillOnDrop {
     KillOnDrop(
-        Command::new("sh")
-            .args(["-c", "while :; do :; done"])
+        Command::new("taskset")
+            .args(["-c", "0", "sh", "-c", "while :; do :; done"])
             .spawn()
             .unwrap(),
     )
@@ -205,6 +214,7 @@ fn share(pkg: &serde_json::Value) -> f64 {
 
 #[test]
 fn alone_the_command_gets_nearly_all() {
+    let _one = serial();
     let rapl = FakeRapl::start(vec![ZoneSpec::new("intel-rapl:0", "package-0", WATTS)]);
     let p = FakeProc::start(2);
     let pkg = run(rapl.root(), &p, &["--interval", "100ms"], &busy_cmd());
@@ -216,11 +226,16 @@ fn alone_the_command_gets_nearly_all() {
 #[test]
 fn an_outside_busy_process_takes_about_half() {
     let rapl = FakeRapl::start(vec![ZoneSpec::new("intel-rapl:0", "package-0", WATTS)]);
+    let _one = serial();
     let p = FakeProc::start(2);
+    // Both loops on CPU 0: the scheduler splits that CPU evenly between them whatever else the
+    // test machine runs (this root's online CPUs are unknown, so no allocation applies).
     let outside = busy_loop();
     p.watched[1].store(outside.0.id(), Ordering::Relaxed);
     let before = ticks(outside.0.id());
-    let pkg = run(rapl.root(), &p, &["--interval", "100ms"], &busy_cmd());
+    let mut cmd = vec!["taskset", "-c", "0"];
+    cmd.extend(busy_cmd());
+    let pkg = run(rapl.root(), &p, &["--interval", "100ms"], &cmd);
     let outside_ticks = ticks(outside.0.id()) - before;
     drop(outside);
     let s = share(&pkg);
@@ -237,6 +252,7 @@ fn an_outside_busy_process_takes_about_half() {
 
 #[test]
 fn pinned_to_one_of_two_cpus_gets_all_dynamic_and_half_the_idle() {
+    let _one = serial();
     let rapl = FakeRapl::start(vec![ZoneSpec::new("intel-rapl:0", "package-0", WATTS)]);
     let online = rapl.root().join("devices/system/cpu");
     fs::create_dir_all(&online).unwrap();
@@ -258,10 +274,12 @@ fn pinned_to_one_of_two_cpus_gets_all_dynamic_and_half_the_idle() {
 
 #[test]
 fn a_cgroup_at_known_rates_gets_its_share_and_a_missing_one_falls_back() {
+    let _one = serial();
     let rapl = FakeRapl::start(vec![ZoneSpec::new("intel-rapl:0", "package-0", WATTS)]);
     let cg = rapl.root().join("fs/cgroup");
     fs::create_dir_all(cg.join("job_7")).unwrap();
     fs::write(cg.join("cgroup.controllers"), "cpu memory\n").unwrap();
+    fs::write(cg.join("job_7/memory.current"), "1000\n").unwrap();
     let proc_ = tempfile::tempdir().unwrap();
     for f in ["meminfo", "cpuinfo"] {
         std::os::unix::fs::symlink(format!("/proc/{f}"), proc_.path().join(f)).unwrap();
@@ -289,7 +307,6 @@ fn a_cgroup_at_known_rates_gets_its_share_and_a_missing_one_falls_back() {
                 )
                 .unwrap();
                 fs::rename(cpu.join("tmp"), cpu.join("cpu.stat")).unwrap();
-                fs::write(cpu.join("memory.current"), "1000\n").unwrap();
                 std::thread::sleep(Duration::from_millis(1));
             }
         })

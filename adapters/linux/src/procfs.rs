@@ -361,8 +361,8 @@ pub fn tree_usage_walk(proc_root: &Path, root_pid: u32) -> Result<TreeUsage, Pro
 }
 
 /// The usage of a process tree read often and cheaply: where the kernel has no children files,
-/// the tree's pids are found by a scan of `/proc` at every one of the first `rescan_every` reads,
-/// then once every `rescan_every` reads, and only their own `stat` files are read in between. A child started between scans is counted from
+/// the tree's pids are found by a scan of `/proc` at reads 0, 1, 2, 4, 8... below
+/// `rescan_every`, then once every `rescan_every` reads, and only their own `stat` files are read in between. A child started between scans is counted from
 /// the scan that finds it (its CPU time since it started included: shifted, not lost); one that
 /// exits is counted in its parent's `cutime` once reaped.
 #[derive(Debug, Clone)]
@@ -404,9 +404,10 @@ impl TreeMeter {
             self.root = root_pid;
             self.reads = 0;
         }
-        // Every read for the first period (a command starts its workers early), then once a
-        // period.
-        if self.reads <= self.rescan_every || self.reads % self.rescan_every == 0 {
+        // At reads 0, 1, 2, 4, 8... up to the period (a command starts its workers early), then
+        // once a period.
+        let early = self.reads < self.rescan_every && self.reads & self.reads.wrapping_sub(1) == 0;
+        if early || self.reads % self.rescan_every == 0 {
             let all = scan(&self.proc_root)?;
             self.pids = descendants(&all, root_pid).map(|p| p.pid).collect();
         }
@@ -632,16 +633,17 @@ mod tests {
         proc_(20, 1, 100, "");
         let walk = tree_usage_walk(r, 10).unwrap();
         assert_eq!(walk, tree_usage(r, 10).unwrap());
-        let mut m = TreeMeter::new(r, 2);
+        let mut m = TreeMeter::new(r, 3);
         m.walk = Some(false);
-        for _ in 0..3 {
+        for _ in 0..4 {
             assert_eq!(m.read(10).unwrap(), walk);
         }
         // Between scans, only the known pids are read: a new child waits for the next scan.
         proc_(14, 10, 50, "");
         assert_eq!(m.read(10).unwrap(), walk);
+        assert_eq!(m.read(10).unwrap(), walk);
         assert_eq!(m.read(10).unwrap().cpu_ticks, walk.cpu_ticks + 52);
-        assert_eq!(m.reads, 5);
+        assert_eq!(m.reads, 7);
         assert_eq!(walk.processes, 4);
         assert_eq!(walk.cpu_ticks, 5 + 7 + 1 + 2 + 4 * 2);
         assert_eq!(walk.rss_pages, 40);
