@@ -134,6 +134,11 @@ struct ServeArgs {
     /// CPU TDP in watts for the CPU model.
     #[arg(long, value_parser = ea2p::cpu_tdp::parse_tdp)]
     cpu_tdp: Option<f64>,
+    /// Export the attributed energy of every cgroup v2 group matching GLOB (under
+    /// SYSFS/fs/cgroup; `*` within a path segment, e.g. 'system.slice/slurmstepd.scope/job_*')
+    /// as ea2p_attributed_joules_total{component,cgroup}; groups are looked for every second.
+    #[arg(long, value_name = "GLOB")]
+    per_cgroup: Option<String>,
 }
 
 /// How the Prometheus exporter guards the readings it serves (CVE-2020-8694).
@@ -324,6 +329,7 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         rank: placement.as_ref().map(|p| (p.rank, p.world_size)),
         hostname: Some(hostname.clone()),
         attribute: args.attribute.clone(),
+        per_cgroup: None,
     })?;
     if let Some(b) = args
         .baseline
@@ -501,6 +507,8 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         output: args.output.clone(),
         command: "(ea2p serve: the whole machine)".into(),
         hostname: Some(hostname.clone()),
+        attribute: ea2p::AttributeMode::None,
+        per_cgroup: args.per_cgroup.clone(),
         ..MonitorOptions::default()
     })?;
     for n in monitor.notes() {

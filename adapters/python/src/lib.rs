@@ -213,6 +213,7 @@ impl PyMonitor {
             rank: None,
             hostname: None,
             attribute: Default::default(),
+            per_cgroup: None,
         };
         // Discovery (NVML start-up among it) runs without the GIL: other Python threads go on.
         let monitor = py

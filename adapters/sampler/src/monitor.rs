@@ -63,6 +63,9 @@ pub struct MonitorOptions {
     pub hostname: Option<String>,
     /// Whose share of the shared components to attribute (default: the process tree).
     pub attribute: AttributeMode,
+    /// Also attribute to every cgroup v2 group matching this pattern (`ea2p serve
+    /// --per-cgroup`), found again every second; served live by [`MonitorHandle::attributed`].
+    pub per_cgroup: Option<String>,
 }
 
 impl Default for MonitorOptions {
@@ -76,6 +79,7 @@ impl Default for MonitorOptions {
             rank: None,
             hostname: None,
             attribute: AttributeMode::default(),
+            per_cgroup: None,
         }
     }
 }
@@ -176,7 +180,20 @@ struct Pipeline {
     attr_marks: std::collections::BTreeMap<(u32, bool), Vec<Attribution>>,
     /// A measured idle baseline, applied by the lane at its next attribution step.
     idle_override: Option<IdlePower>,
+    /// `--per-cgroup`: the groups found so far, each with its attributor and accumulators.
+    groups: Vec<GroupAttribution>,
 }
+
+/// One cgroup's attribution for `--per-cgroup`.
+#[derive(Debug)]
+struct GroupAttribution {
+    name: String,
+    attributor: Attributor,
+    acc: Vec<Attribution>,
+}
+
+/// The longest list of groups `--per-cgroup` follows (a node runs a few jobs, not thousands).
+const MAX_GROUPS: usize = 256;
 
 impl Pipeline {
     /// Writes and folds every record the session has, and collects the regions measured.
@@ -237,6 +254,9 @@ struct Inner {
     read_now: AtomicU64,
     lanes: Mutex<Vec<std::thread::Thread>>,
     pid: Arc<AtomicU32>,
+    per_cgroup: Option<String>,
+    idle: IdlePower,
+    discover: DiscoverOptions,
 }
 
 /// Locks, ignoring poisoning: a panicked lane must not take the measurement down with it.
@@ -371,6 +391,26 @@ impl MonitorHandle {
         self.inner.end(name)
     }
 
+    /// Every `--per-cgroup` group's attributed joules so far, per component name (CPU and
+    /// memory components), in the order the groups were found.
+    pub fn attributed(&self) -> Vec<(String, Vec<(String, f64)>)> {
+        let p = lock(&self.inner.pipe);
+        p.groups
+            .iter()
+            .map(|g| {
+                let comps = self
+                    .inner
+                    .infos
+                    .iter()
+                    .zip(&g.acc)
+                    .filter(|(info, _)| info.component != Component::Gpu)
+                    .map(|(info, a)| (component_name(info), a.command_j()))
+                    .collect();
+                (g.name.clone(), comps)
+            })
+            .collect()
+    }
+
     /// Energy of every component from the start up to its latest reading (the session's live
     /// totals), and the time in seconds.
     pub fn current(&self) -> (f64, Vec<LiveComponent>) {
@@ -494,6 +534,7 @@ impl Monitor {
             nested: Vec::new(),
             attr_marks: Default::default(),
             idle_override: None,
+            groups: Vec::new(),
         };
         let (mut infos, mut ids) = (Vec::new(), Vec::new());
         let (mut fast, mut slow) = (Vec::new(), Vec::new());
@@ -550,6 +591,9 @@ impl Monitor {
             read_now: AtomicU64::new(0),
             lanes: Mutex::new(Vec::new()),
             pid,
+            per_cgroup: options.per_cgroup.clone(),
+            idle,
+            discover: options.discover.clone(),
         });
         let mut lanes = Vec::new();
         let gpu = found.gpu_probe.map(|probe| GpuAttribution {
@@ -746,6 +790,7 @@ fn lane(
     attribute: bool,
 ) -> Option<GpuAttribution> {
     let mut attr_next: Option<Nanos> = attribute.then_some(0);
+    let mut steps: u64 = 0;
     // The readings of one wake-up; kept across wake-ups so that sampling allocates nothing.
     let mut readings: Vec<(u16, Result<RawReading, ReadError>)> = Vec::with_capacity(sources.len());
     let mut read_now_seen = 0;
@@ -783,6 +828,10 @@ fn lane(
         if let Some(next) = attr_next.as_mut().filter(|n| t >= **n) {
             *next = t + ATTRIBUTION_PERIOD_NS;
             attribution_step(inner, t);
+            if let Some(pattern) = &inner.per_cgroup {
+                groups_step(inner, t, pattern, steps % 10 == 0);
+            }
+            steps += 1;
         }
         if let Some(g) = gpu.as_mut() {
             if stopping || t >= g.next {
@@ -829,6 +878,49 @@ fn attribution_step(inner: &Inner, t: Nanos) {
         a.step(c, &energies, attr_acc);
     }
     p.attr = Some(a);
+}
+
+/// One step of every `--per-cgroup` group, finding new groups first when `rematch`.
+fn groups_step(inner: &Inner, t: Nanos, pattern: &str, rematch: bool) {
+    let mut groups = std::mem::take(&mut lock(&inner.pipe).groups);
+    if rematch {
+        let d = &inner.discover;
+        for name in ea2p_linux::cgroup::matching(&d.sysfs_root, pattern) {
+            if groups.len() >= MAX_GROUPS || groups.iter().any(|g| g.name == name) {
+                continue;
+            }
+            let mode = AttributeMode::Cgroup(name.clone());
+            if let Some(a) = Attributor::new(
+                &mode,
+                &d.procfs_root,
+                &d.sysfs_root,
+                &inner.infos,
+                &inner.idle,
+                0,
+            )
+            .filter(|a| a.note().is_none())
+            {
+                groups.push(GroupAttribution {
+                    name,
+                    attributor: a,
+                    acc: vec![Attribution::default(); inner.infos.len()],
+                });
+            }
+        }
+    }
+    let counters: Vec<_> = groups.iter_mut().map(|g| g.attributor.read(t, 0)).collect();
+    let mut p = lock(&inner.pipe);
+    let energies: Vec<f64> = inner
+        .ids
+        .iter()
+        .map(|&id| p.session.live(id).map_or(0.0, |l| l.energy_j))
+        .collect();
+    for (g, c) in groups.iter_mut().zip(counters) {
+        if let Some(c) = c {
+            g.attributor.step(c, &energies, &mut g.acc);
+        }
+    }
+    p.groups = groups;
 }
 
 /// Per-process activity on the NVIDIA GPUs, for the measured tree's share of their energy.
