@@ -172,6 +172,18 @@ fn busy_loop() -> KillOnDrop {
 /// Runs `ea2p run` under the fake roots with `args` and the command `cmd`; returns the JSON
 /// summary's package component.
 fn run(rapl: &Path, proc_: &FakeProc, args: &[&str], cmd: &[&str]) -> serde_json::Value {
+    run_full(rapl, proc_, args, cmd, Some(124))["components"][0].clone()
+}
+
+/// Runs `ea2p run`, checks its exit code (`timeout` ends the busy loops: 124) and returns the
+/// whole JSON summary.
+fn run_full(
+    rapl: &Path,
+    proc_: &FakeProc,
+    args: &[&str],
+    cmd: &[&str],
+    code: Option<i32>,
+) -> serde_json::Value {
     let json: PathBuf = proc_.root().join("summary.json");
     let child = Command::new(env!("CARGO_BIN_EXE_ea2p"))
         .arg("--sysfs-root")
@@ -190,14 +202,13 @@ fn run(rapl: &Path, proc_: &FakeProc, args: &[&str], cmd: &[&str]) -> serde_json
     proc_.watched[0].store(child.id(), Ordering::Relaxed);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // `timeout` ends the busy loop: 124.
-    assert_eq!(out.status.code(), Some(124), "{stderr}");
+    assert_eq!(out.status.code(), code, "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&fs::read(&json).unwrap()).unwrap();
     let pkg = v["components"][0].clone();
     assert_eq!(pkg["name"], "package-0", "{v}");
     assert!(stderr.contains("of which this command"), "{stderr}");
     assert!(pkg["attributed"]["kind"] == "attributed", "{v}");
-    pkg
+    v
 }
 
 const BUSY_3S: [&str; 4] = ["timeout", "3", "sh", "-c"];
@@ -352,4 +363,28 @@ fn a_cgroup_at_known_rates_gets_its_share_and_a_missing_one_falls_back() {
     assert!(stderr.contains("cpu controller"), "{stderr}");
     assert!(stderr.contains("process tree instead"), "{stderr}");
     assert_eq!(v["attribution"]["of"], "process tree", "{v}");
+}
+
+#[test]
+fn a_region_gets_the_share_of_its_own_intervals() {
+    let _one = serial();
+    let rapl = FakeRapl::start(vec![ZoneSpec::new("intel-rapl:0", "package-0", WATTS)]);
+    let p = FakeProc::start(2);
+    // Busy for 2 s inside the region, then 1 s idle outside it.
+    let script = "echo begin busy > \"$EA2P_REGIONS\"; timeout 2 sh -c 'while :; do :; done'; \
+                  echo end busy > \"$EA2P_REGIONS\"; sleep 1";
+    let v = run_full(
+        rapl.root(),
+        &p,
+        &["--interval", "100ms"],
+        &["sh", "-c", script],
+        Some(0),
+    );
+    let r = &v["regions"][0];
+    assert_eq!(r["name"], "busy", "{v}");
+    let share = r["attributed_j"].as_f64().unwrap() / r["energy_j"].as_f64().unwrap();
+    assert!((0.85..=1.0).contains(&share), "region share {share}: {v}");
+    // Over the run, the idle second after the region lowers the command's share of the package.
+    let run_share = v["components"][0]["attributed"]["share"].as_f64().unwrap();
+    assert!(run_share < share, "run {run_share}, region {share}: {v}");
 }

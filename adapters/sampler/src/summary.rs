@@ -368,23 +368,6 @@ impl Summary {
             self.co2_g,
             self.carbon_intensity_g_per_kwh
         );
-        if !self.regions.is_empty() {
-            t += &format!(
-                "\n{:<24} {:>10} {:>10} {:>12}\n",
-                "region", "start s", "end s", "energy J"
-            );
-            const SHOWN: usize = 20;
-            for r in self.regions.iter().take(SHOWN) {
-                t += &format!(
-                    "{:<24} {:>10.3} {:>10.3} {:>12.3}\n",
-                    r.name, r.start_s, r.end_s, r.energy_j
-                );
-            }
-            let more = (self.regions.len().saturating_sub(SHOWN)) as u64 + self.regions_not_listed;
-            if more > 0 {
-                t += &format!("(and {more} more regions: see --json or `ea2p report`)\n");
-            }
-        }
         if let Some(a) = &self.attribution {
             t += &format!(
                 "attributed: the command's share ({}) of each shared component: idle part ({}) by allocation or CPU time, the rest by CPU time, memory by resident share; over {:.1} s{}\n",
@@ -393,6 +376,29 @@ impl Summary {
                 a.covered_s,
                 a.note.as_deref().map(|n| format!("; {n}")).unwrap_or_default()
             );
+        }
+        if !self.regions.is_empty() {
+            t += &format!(
+                "\n{:<24} {:>10} {:>10} {:>12}\n",
+                "region", "start s", "end s", "energy J"
+            );
+            const SHOWN: usize = 20;
+            for r in self.regions.iter().take(SHOWN) {
+                t += &format!(
+                    "{:<24} {:>10.3} {:>10.3} {:>12.3}{}\n",
+                    r.name,
+                    r.start_s,
+                    r.end_s,
+                    r.energy_j,
+                    r.attributed_j
+                        .map(|a| format!("  (this command: {a:.3} J, attributed)"))
+                        .unwrap_or_default()
+                );
+            }
+            let more = (self.regions.len().saturating_sub(SHOWN)) as u64 + self.regions_not_listed;
+            if more > 0 {
+                t += &format!("(and {more} more regions: see --json or `ea2p report`)\n");
+            }
         }
         if !self.regions_left_open.is_empty() {
             t += &format!(
