@@ -112,7 +112,8 @@ pub struct Attributor {
 pub struct Counters {
     mark: Mark,
     used_bytes: u64,
-    command_bytes: u64,
+    /// `None` for a cgroup without the memory controller: memory is then not attributed.
+    command_bytes: Option<u64>,
     allocation: Option<Allocation>,
 }
 
@@ -187,14 +188,14 @@ impl Attributor {
                 let allowed = procfs::allowed_cpus(&self.proc_root, pid).ok();
                 (
                     procfs::ticks_to_ns(u.cpu_ticks),
-                    u.rss_pages.saturating_mul(page_size()),
+                    Some(u.rss_pages.saturating_mul(page_size())),
                     allowed,
                 )
             }
             Who::Cgroup(g) => {
                 let u = g.usage().ok()?;
                 let cpus = g.cpus();
-                (u.cpu_ns, u.memory_bytes.unwrap_or(0), cpus)
+                (u.cpu_ns, u.memory_bytes, cpus)
             }
         };
         let allocation = match (allowed, self.online) {
@@ -249,7 +250,11 @@ impl Attributor {
                     a.add_cpu(de(k), idle_w, dt, cpu, c.allocation);
                     package_share[k] = Some(a.since(&before).share_or_latest());
                 }
-                Rule::Memory => a.add_memory(de(k), c.command_bytes, c.used_bytes),
+                Rule::Memory => {
+                    if let Some(bytes) = c.command_bytes {
+                        a.add_memory(de(k), bytes, c.used_bytes);
+                    }
+                }
                 Rule::Nested { .. } | Rule::Skip => {}
             }
         }

@@ -173,6 +173,8 @@ struct Pipeline {
     notes: Vec<String>,
     /// The attribution's counters and per-source accumulators (see [`crate::attribute`]).
     attr: Option<Attributor>,
+    /// Whether there is an attributor (it is out of `attr` while the lane reads its counters).
+    attr_on: bool,
     attr_acc: Vec<Attribution>,
     /// Per source: nested in another (not in region totals).
     nested: Vec<bool>,
@@ -220,7 +222,9 @@ impl Pipeline {
     /// The region's attributed joules (CPU and memory components that are not nested), at each
     /// component's share over the attribution intervals between its markers.
     fn region_attributed(&mut self, reg: &RunRegion) -> Option<f64> {
-        self.attr.as_ref()?;
+        if !self.attr_on {
+            return None;
+        }
         let begin = self.attr_marks.remove(&(reg.id, false))?;
         let end = self
             .attr_marks
@@ -305,7 +309,7 @@ impl Inner {
         if kind == MarkerKind::End {
             p.waiting.insert(id);
         }
-        if p.attr.is_some() && p.attr_marks.len() < 2 * MAX_OPEN_REGIONS {
+        if p.attr_on && p.attr_marks.len() < 2 * MAX_OPEN_REGIONS {
             let copy = p.attr_acc.clone();
             p.attr_marks.insert((id, kind == MarkerKind::End), copy);
         }
@@ -530,6 +534,7 @@ impl Monitor {
             waiting: BTreeSet::new(),
             notes: Vec::new(),
             attr: None,
+            attr_on: false,
             attr_acc: Vec::new(),
             nested: Vec::new(),
             attr_marks: Default::default(),
@@ -576,6 +581,8 @@ impl Monitor {
             &idle,
             pid.load(Ordering::Relaxed),
         );
+        pipe.attr_on = pipe.attr.is_some();
+        let attributing = pipe.attr_on || options.per_cgroup.is_some();
         if let Some(n) = pipe.attr.as_ref().and_then(|a| a.note()) {
             notes.push(n.to_string());
         }
@@ -610,7 +617,14 @@ impl Monitor {
             let inner_l = Arc::clone(&inner);
             let h = std::thread::Builder::new()
                 .name(name.into())
-                .spawn(move || lane(&inner_l, sources, gpu, name == "ea2p-sampler"))
+                .spawn(move || {
+                    lane(
+                        &inner_l,
+                        sources,
+                        gpu,
+                        attributing && name == "ea2p-sampler",
+                    )
+                })
                 .map_err(StartError::Thread)?;
             lock(&inner.lanes).push(h.thread().clone());
             lanes.push(h);
