@@ -388,3 +388,49 @@ fn a_region_gets_the_share_of_its_own_intervals() {
     let run_share = v["components"][0]["attributed"]["share"].as_f64().unwrap();
     assert!(run_share < share, "run {run_share}, region {share}: {v}");
 }
+
+/// Without GPUs, `ea2p run` says so in one short line (none when `--devices` asked for no GPU);
+/// `ea2p sources` keeps the vendors' explanations.
+#[test]
+fn no_gpu_is_one_short_line() {
+    let rapl = FakeRapl::start(vec![ZoneSpec::new("intel-rapl:0", "package-0", WATTS)]);
+    let gpu_lines = |devices: &str| -> Vec<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_ea2p"))
+            .arg("--sysfs-root")
+            .arg(rapl.root())
+            .args(["run", "--allow-root", "--devices", devices, "--", "true"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains("GPU") || l.contains("NVIDIA") || l.contains("AMD"))
+            .map(str::to_string)
+            .collect()
+    };
+    let sources = Command::new(env!("CARGO_BIN_EXE_ea2p"))
+        .arg("--sysfs-root")
+        .arg(rapl.root())
+        .args(["sources", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&sources.stdout).unwrap();
+    let has_gpu = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"].as_str().is_some_and(|n| n.starts_with("gpu")));
+    if has_gpu {
+        return; // A machine with a GPU measures it; nothing to shorten.
+    }
+    let lines = gpu_lines("cpu,gpu");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].len() < 80 && lines[0].contains("ea2p sources"),
+        "{lines:?}"
+    );
+    assert!(gpu_lines("cpu").is_empty());
+    // `ea2p sources` still explains each vendor.
+    let text = v.to_string();
+    assert!(text.contains("NVIDIA") && text.contains("AMD"), "{text}");
+}

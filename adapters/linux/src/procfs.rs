@@ -374,9 +374,69 @@ pub struct TreeMeter {
     rescan_every: u32,
     walk: Option<bool>,
     buf: String,
+    /// Pids found outside the tree at an earlier scan, still present: not read again (a process
+    /// joins a tree only by being born in it, with a new pid).
+    outside: std::collections::BTreeSet<u32>,
 }
 
 impl TreeMeter {
+    /// Finds the tree's pids: lists `ROOT`, reads the `stat` of pids not seen before, and
+    /// follows their parents into the tree.
+    fn rescan(&mut self) -> Result<(), ProcError> {
+        let entries = fs::read_dir(&self.proc_root).map_err(|source| ProcError::Io {
+            path: self.proc_root.display().to_string(),
+            source,
+        })?;
+        let mut present: Vec<u32> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+            .collect();
+        present.sort_unstable();
+        self.outside.retain(|p| present.binary_search(p).is_ok());
+        let mut tree: std::collections::BTreeSet<u32> = self
+            .pids
+            .iter()
+            .copied()
+            .filter(|p| present.binary_search(p).is_ok())
+            .collect();
+        tree.insert(self.root);
+        let mut pending: Vec<(u32, u32)> = Vec::new();
+        for &pid in &present {
+            if tree.contains(&pid) || self.outside.contains(&pid) {
+                continue;
+            }
+            let path = self.proc_root.join(pid.to_string()).join("stat");
+            if read_bounded(&path, &mut self.buf, 64 * 1024).is_err() {
+                continue;
+            }
+            let st = parse_pid_stat(&self.buf, &path)?;
+            if st.pid == pid {
+                pending.push((pid, st.ppid));
+            }
+        }
+        // Parents before children is not guaranteed (pids wrap): until nothing moves.
+        loop {
+            let before = pending.len();
+            pending.retain(|&(pid, ppid)| {
+                if pid != ppid && tree.contains(&ppid) {
+                    tree.insert(pid);
+                    false
+                } else {
+                    true
+                }
+            });
+            if pending.len() == before {
+                break;
+            }
+        }
+        self.outside.extend(pending.iter().map(|&(pid, _)| pid));
+        self.pids = tree
+            .into_iter()
+            .filter(|p| present.binary_search(p).is_ok())
+            .collect();
+        Ok(())
+    }
+
     /// A meter of the tree under `ROOT`, rescanning every `rescan_every` reads (at least 1).
     pub fn new(proc_root: &Path, rescan_every: u32) -> Self {
         TreeMeter {
@@ -387,6 +447,7 @@ impl TreeMeter {
             rescan_every: rescan_every.max(1),
             walk: None,
             buf: String::new(),
+            outside: Default::default(),
         }
     }
 
@@ -403,13 +464,14 @@ impl TreeMeter {
         if root_pid != self.root {
             self.root = root_pid;
             self.reads = 0;
+            self.pids.clear();
+            self.outside.clear();
         }
         // At reads 0, 1, 2, 4, 8... up to the period (a command starts its workers early), then
         // once a period.
         let early = self.reads < self.rescan_every && self.reads & self.reads.wrapping_sub(1) == 0;
         if early || self.reads % self.rescan_every == 0 {
-            let all = scan(&self.proc_root)?;
-            self.pids = descendants(&all, root_pid).map(|p| p.pid).collect();
+            self.rescan()?;
         }
         self.reads += 1;
         let mut usage = TreeUsage::default();
@@ -644,6 +706,14 @@ mod tests {
         assert_eq!(m.read(10).unwrap(), walk);
         assert_eq!(m.read(10).unwrap().cpu_ticks, walk.cpu_ticks + 52);
         assert_eq!(m.reads, 7);
+        // The process outside the tree was read once, at the first scan, and is not again.
+        assert_eq!(m.outside.iter().copied().collect::<Vec<_>>(), [20]);
+        proc_(15, 14, 3, "");
+        for _ in 0..3 {
+            m.read(10).unwrap();
+        }
+        assert_eq!(m.read(10).unwrap().cpu_ticks, walk.cpu_ticks + 52 + 5);
+        assert_eq!(m.read(10).unwrap().processes, 6);
         assert_eq!(walk.processes, 4);
         assert_eq!(walk.cpu_ticks, 5 + 7 + 1 + 2 + 4 * 2);
         assert_eq!(walk.rss_pages, 40);
