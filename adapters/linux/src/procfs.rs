@@ -536,12 +536,16 @@ pub fn online_cpus(sysfs_root: &Path) -> Result<u32, ProcError> {
     parse_cpu_list(&buf).ok_or_else(|| malformed(&path, "expected a CPU list like 0-3,8"))
 }
 
-/// The counters the attribution reads at each step, with their buffers kept across reads.
+/// The counters the attribution reads at each step, with their buffers kept across reads:
+/// `stat` at every read, `meminfo` (which moves slowly) at one read in `memory_every`.
 #[derive(Debug, Clone)]
 pub struct MachineMeter {
     stat: PathBuf,
     meminfo: PathBuf,
     buf: String,
+    reads: u32,
+    memory_every: u32,
+    used_bytes: u64,
 }
 
 /// One read of the machine's counters.
@@ -554,24 +558,32 @@ pub struct MachineReading {
 }
 
 impl MachineMeter {
-    /// A meter of `ROOT/stat` and `ROOT/meminfo`.
-    pub fn new(proc_root: &Path) -> Self {
+    /// A meter of `ROOT/stat` and `ROOT/meminfo`, the latter read once in `memory_every` reads
+    /// (at least 1).
+    pub fn new(proc_root: &Path, memory_every: u32) -> Self {
         MachineMeter {
             stat: proc_root.join("stat"),
             meminfo: proc_root.join("meminfo"),
             buf: String::new(),
+            reads: 0,
+            memory_every: memory_every.max(1),
+            used_bytes: 0,
         }
     }
 
-    /// Reads both files (bounded).
+    /// Reads `stat`, and `meminfo` when due (bounded); the used memory is the latest read.
     pub fn read(&mut self) -> Result<MachineReading, ProcError> {
         read_bounded(&self.stat, &mut self.buf, 64 * 1024)?;
         let t = parse_stat(&self.buf, &self.stat)?;
-        read_bounded(&self.meminfo, &mut self.buf, 64 * 1024)?;
-        let m = parse_meminfo(&self.buf, &self.meminfo)?;
+        if self.reads % self.memory_every == 0 {
+            read_bounded(&self.meminfo, &mut self.buf, 64 * 1024)?;
+            let m = parse_meminfo(&self.buf, &self.meminfo)?;
+            self.used_bytes = m.total_bytes.saturating_sub(m.available_bytes);
+        }
+        self.reads = self.reads.wrapping_add(1);
         Ok(MachineReading {
             busy_ns: ticks_to_ns(t.busy),
-            used_bytes: m.total_bytes.saturating_sub(m.available_bytes),
+            used_bytes: self.used_bytes,
         })
     }
 }

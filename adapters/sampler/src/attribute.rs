@@ -16,6 +16,10 @@ use serde::Serialize;
 /// in 10 ms ticks, so shorter intervals would mostly measure rounding).
 pub const ATTRIBUTION_PERIOD_NS: Nanos = 100_000_000;
 
+/// Reads per second: used memory and the command's allowed CPUs, which move slowly, are read
+/// once in this many steps (each procfs file costs ~20 us on a small VM).
+const PER_SECOND: u32 = (1_000_000_000 / ATTRIBUTION_PERIOD_NS) as u32;
+
 /// Whose share `ea2p run` reports (`--attribute`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AttributeMode {
@@ -105,6 +109,9 @@ pub struct Attributor {
     idle_from: String,
     note: Option<String>,
     covered_ns: Nanos,
+    reads: u32,
+    /// The command's allowed CPUs, read once a second.
+    allowed: Option<u32>,
 }
 
 /// One read of the counters, taken without the pipeline's lock.
@@ -154,7 +161,9 @@ impl Attributor {
         Some(Attributor {
             who,
             proc_root: proc_root.to_path_buf(),
-            machine: MachineMeter::new(proc_root),
+            machine: MachineMeter::new(proc_root, PER_SECOND),
+            reads: 0,
+            allowed: None,
             online: procfs::online_cpus(sysfs_root).ok(),
             rules,
             last: None,
@@ -179,13 +188,20 @@ impl Attributor {
     /// command just exited: the interval is skipped, the shares come from the others).
     pub fn read(&mut self, t: Nanos, pid: u32) -> Option<Counters> {
         let m = self.machine.read().ok()?;
+        let pid_changed = self.last.as_ref().is_some_and(|(l, _)| l.pid != pid);
+        if pid_changed {
+            self.reads = 0;
+        }
         let (command_ns, command_bytes, allowed) = match &mut self.who {
             Who::Tree(meter) => {
                 let u = meter.read(pid).ok()?;
                 if u.processes == 0 {
                     return None;
                 }
-                let allowed = procfs::allowed_cpus(&self.proc_root, pid).ok();
+                if self.reads % PER_SECOND == 0 {
+                    self.allowed = procfs::allowed_cpus(&self.proc_root, pid).ok();
+                }
+                let allowed = self.allowed;
                 (
                     procfs::ticks_to_ns(u.cpu_ticks),
                     Some(u.rss_pages.saturating_mul(page_size())),
@@ -194,10 +210,14 @@ impl Attributor {
             }
             Who::Cgroup(g) => {
                 let u = g.usage().ok()?;
-                let cpus = g.cpus();
+                if self.reads % PER_SECOND == 0 {
+                    self.allowed = g.cpus();
+                }
+                let cpus = self.allowed;
                 (u.cpu_ns, u.memory_bytes, cpus)
             }
         };
+        self.reads = self.reads.wrapping_add(1);
         let allocation = match (allowed, self.online) {
             (Some(a), Some(o)) => Some(Allocation {
                 allowed: a.min(o),
@@ -356,8 +376,7 @@ fn rules(infos: &[SourceInfo], idle_w: impl Fn(usize) -> f64) -> Vec<Rule> {
 
 /// The process tree's meter: a scan of `/proc` for new descendants once a second at most.
 fn tree(proc_root: &Path) -> Who {
-    let per_second = (1_000_000_000 / ATTRIBUTION_PERIOD_NS).max(1) as u32;
-    Who::Tree(Box::new(procfs::TreeMeter::new(proc_root, per_second)))
+    Who::Tree(Box::new(procfs::TreeMeter::new(proc_root, PER_SECOND)))
 }
 
 fn page_size() -> u64 {
