@@ -264,6 +264,22 @@ impl Summary {
         }
     }
 
+    /// This summary without what only a live run can give (the attribution, which needs the
+    /// CPU-time counters the profile does not hold, and the GPUs' process shares): what
+    /// `ea2p report` of the run's profile gives, exactly.
+    pub fn replayable(&self) -> Summary {
+        let mut s = self.clone();
+        s.attribution = None;
+        for c in &mut s.components {
+            c.attributed = None;
+            c.process_share = None;
+        }
+        for r in &mut s.regions {
+            r.attributed_j = None;
+        }
+        s
+    }
+
     /// The table `ea2p run` prints.
     pub fn table(&self) -> String {
         let mut t = format!(
