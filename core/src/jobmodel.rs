@@ -15,10 +15,9 @@
 //!   A job's amount of work is measured in reference samples.
 //! - **Power per GPU** lies between the GPU's allocated-idle power and the model's busy power:
 //!   `P = P_alloc + (P_busy' - P_alloc) * Tc / T_step`, where `P_busy'` is the busy power under
-//!   the GPU's power limit. A power limit `L` below the busy power draws
-//!   `CAPPED_POWER_RATIO * L` and stretches compute time by
-//!   `1 + LIMIT_SLOWDOWN_SLOPE * (P_busy / L - 1)` (fitted to Zeus' measurements, see the
-//!   constants).
+//!   the GPU's power limit. A power limit `L` changes busy power and compute time as the model's
+//!   [`LimitResponse`] says: a smooth function of the busy power and `L`, fitted to Zeus' measured
+//!   sweeps (see [`LimitResponse`] for the formula and every constant's source).
 
 use serde::{Deserialize, Serialize};
 
@@ -26,24 +25,137 @@ use serde::{Deserialize, Serialize};
 /// needed anywhere in the model or the policies.
 pub const MAX_GPU_TYPES: usize = 4;
 
-/// Average power drawn under a binding power limit, as a fraction of the limit.
-///
-/// From Zeus' NSDI'23 artifact (`ml-energy/zeus`, `summary_power_v100.csv`, ResNet-50, batch 256,
-/// V100): at a 175 W limit an epoch took 3852 s for 641 kJ (166 W, 0.95 of the limit); at 150 W,
-/// 4149 s for 600 kJ (145 W, 0.965). We use the mean, 0.96.
-pub const CAPPED_POWER_RATIO: f64 = 0.96;
-
-/// Slope of the compute slow-down against `busy power / limit - 1`.
-///
-/// Same Zeus measurements: unlimited (250 W limit) the job drew 774 kJ / 3515 s = 220 W. At 175 W,
-/// time x1.096 for `220/175 - 1 = 0.257` (slope 0.37); at 150 W, x1.180 for `0.467` (slope 0.39).
-/// We use 0.38. The fit is only trusted over the measured range, limits down to about 0.68 of
-/// the busy power ([`MIN_LIMIT_FRACTION_OF_BUSY`]).
-pub const LIMIT_SLOWDOWN_SLOPE: f64 = 0.38;
-
-/// Lowest power limit, as a fraction of the busy power, that the slow-down fit covers (Zeus'
-/// 150 W point against 220 W busy = 0.68); policies should not choose limits below it.
+/// Lowest power limit, as a fraction of the busy power, that policies may choose. The limit
+/// response is fitted and checked on limits down to 0.6 x the maximum limit
+/// ([`LimitResponse::FIT_MIN_FRACTION`]); with busy power at 0.88 of the maximum (the catalogue's
+/// figure) 0.68 x busy is that bound.
 pub const MIN_LIMIT_FRACTION_OF_BUSY: f64 = 0.68;
+
+/// Width, as a fraction of the maximum limit, over which the knee of [`LimitResponse`] turns on
+/// (the softplus scale): fixed, not fitted, at a tenth of the sweeps' 0.1-0.17 limit step.
+pub const KNEE_WIDTH: f64 = 0.02;
+
+/// How a workload's busy power and speed respond to a power limit.
+///
+/// With `u` the busy power at the maximum limit and `x` the limit, both as fractions of the
+/// maximum limit:
+///
+/// - power: `P(x) / P(1) = s(x) / s(1)` with the soft minimum
+///   `s(x) = (u^-n + (r x)^-n)^(-1/n)`: well above the busy power the limit changes little, well
+///   below it the GPU averages `r x` (it throttles on peaks, so the average sits below the
+///   limit), and near it power already falls, as measured. No hard switch.
+/// - time: `T(x) / T(1) = (P(x) / P(1))^-e + c softplus(k - x)^2`, softplus of width
+///   [`KNEE_WIDTH`]: the clock falls with power, and below the knee `k` (the voltage floor)
+///   speed falls off faster, as BERT's does below about 0.65.
+///
+/// The fit bounds `c` to `[0, 10]` and `k` to `[0.55, 0.8]`: at limits >= 0.6 x max a sweep has at
+/// most two limits below the knee, so slope and knee trade off against each other; where the
+/// data show a knee (ResNet-50, BERT) the fit puts it at 0.67 x max with `c` at its bound, where
+/// they do not (each GPU alone) `c` is 0.
+///
+/// Every constant is fitted by least squares on relative time and power errors to the Zeus
+/// NSDI'23 sweeps (`ml-energy/zeus` commit 75a8b939, `summary_power_v100.csv`,
+/// `summary_power_a40.csv`, copied in `sim/calibration/zeus-nsdi23/`), limits at or above
+/// [`Self::FIT_MIN_FRACTION`] of the maximum; `cargo test -p eas-sim --test limit_fit` refits them
+/// and fails if a constant here differs. Cross-validation and `eas-sim validate` figures are in
+/// sim/README.md.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LimitResponse {
+    /// `r`: average power under a binding limit, as a fraction of the limit.
+    pub capped_ratio: f64,
+    /// `n > 1`: sharpness of the soft minimum between busy power and `r x`.
+    pub sharpness: f64,
+    /// `e`: time grows as power ratio to the power `-e`.
+    pub speed_exponent: f64,
+    /// `c >= 0`: growth of the extra slow-down below the knee.
+    pub knee_slope: f64,
+    /// `k`: the knee, as a fraction of the maximum limit.
+    pub knee_fraction: f64,
+}
+
+impl LimitResponse {
+    /// Lowest limit, as a fraction of the maximum, in the data the constants are fitted to (and
+    /// `eas-sim validate`'s default).
+    pub const FIT_MIN_FRACTION: f64 = 0.6;
+
+    /// Default, for workloads without a measured sweep: fitted to every configuration of both
+    /// files (V100 and A40, 6 workloads, 488 rows at limits >= 0.6 x max).
+    pub const DEFAULT: LimitResponse = LimitResponse {
+        capped_ratio: 0.8162,
+        sharpness: 7.385,
+        speed_exponent: 0.2869,
+        knee_slope: 10.0,
+        knee_fraction: 0.5819,
+    };
+
+    /// ResNet-50 (ImageNet): fitted to `imagenet,resnet50` of both files.
+    pub const RESNET50: LimitResponse = LimitResponse {
+        capped_ratio: 0.8541,
+        sharpness: 7.645,
+        speed_exponent: 0.2207,
+        knee_slope: 10.0,
+        knee_fraction: 0.6731,
+    };
+
+    /// BERT-base (SQuAD, Sentiment140): fitted to `bert_base_uncased` of both files; also used
+    /// for ALBERT v2 (same per-layer compute).
+    pub const BERT_BASE: LimitResponse = LimitResponse {
+        capped_ratio: 0.9393,
+        sharpness: 24.47,
+        speed_exponent: 0.3089,
+        knee_slope: 10.0,
+        knee_fraction: 0.6706,
+    };
+
+    /// Fitted to the V100 file alone (every workload): for cross-validation on the A40.
+    pub const FIT_V100: LimitResponse = LimitResponse {
+        capped_ratio: 0.7908,
+        sharpness: 7.177,
+        speed_exponent: 0.3056,
+        knee_slope: 0.0,
+        knee_fraction: 0.55,
+    };
+
+    /// Fitted to the A40 file alone (every workload): for cross-validation on the V100.
+    pub const FIT_A40: LimitResponse = LimitResponse {
+        capped_ratio: 0.8621,
+        sharpness: 7.708,
+        speed_exponent: 0.2336,
+        knee_slope: 0.0,
+        knee_fraction: 0.5833,
+    };
+
+    /// Time and power under a limit, relative to the maximum limit: `(T(x)/T(1), P(x)/P(1))`
+    /// for busy fraction `u` and limit fraction `x` (both of the maximum limit). `(1, 1)` at or
+    /// above the maximum, or for a non-positive `u`.
+    pub fn ratios(&self, busy_fraction: f64, limit_fraction: f64) -> (f64, f64) {
+        let u = busy_fraction;
+        let x = limit_fraction;
+        if x >= 1.0 || u <= 0.0 || x <= 0.0 || u.is_nan() || x.is_nan() {
+            return (1.0, 1.0);
+        }
+        let n = self.sharpness;
+        let un = libm::pow(u, -n);
+        let s1 = libm::pow(un + libm::pow(self.capped_ratio, -n), -1.0 / n);
+        let sx = libm::pow(un + libm::pow(self.capped_ratio * x, -n), -1.0 / n);
+        let power = sx / s1;
+        let knee = softplus(self.knee_fraction - x, KNEE_WIDTH)
+            - softplus(self.knee_fraction - 1.0, KNEE_WIDTH);
+        let time = libm::pow(power, -self.speed_exponent) + self.knee_slope * knee * knee;
+        (time.max(1.0), power.min(1.0))
+    }
+}
+
+/// `w ln(1 + e^(z/w))`: a smooth `max(0, z)` of width `w`.
+#[inline]
+fn softplus(z: f64, w: f64) -> f64 {
+    let t = z / w;
+    if t > 30.0 {
+        z
+    } else {
+        w * libm::log1p(libm::exp(t))
+    }
+}
 
 /// Power figures of one GPU type.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -160,6 +272,8 @@ pub struct PerfParams {
     pub busy_w: f64,
     /// Largest batch per GPU that fits in the GPU's memory.
     pub max_batch_per_gpu: u32,
+    /// How busy power and compute time respond to a power limit.
+    pub limit: LimitResponse,
 }
 
 /// Statistical efficiency of a model (Pollux): how much progress a sample makes at batch `b`
@@ -251,24 +365,15 @@ pub enum ConfigError {
     BadBatch,
 }
 
-/// Compute slow-down factor (`>= 1`) of a power limit against a model's busy power.
+/// Compute slow-down factor (`>= 1`) and busy power (W) under a power limit: `limit_w` against a
+/// maximum of `max_w`, for a workload drawing `busy_w` at the maximum.
 #[inline]
-pub fn limit_slowdown(busy_w: f64, limit_w: f64) -> f64 {
-    if limit_w >= busy_w || limit_w <= 0.0 {
-        1.0
-    } else {
-        1.0 + LIMIT_SLOWDOWN_SLOPE * (busy_w / limit_w - 1.0)
+pub fn limited(response: &LimitResponse, busy_w: f64, max_w: f64, limit_w: f64) -> (f64, f64) {
+    if limit_w >= max_w || max_w <= 0.0 {
+        return (1.0, busy_w);
     }
-}
-
-/// Busy power per GPU under a power limit, in watts.
-#[inline]
-pub fn limited_busy_w(busy_w: f64, limit_w: f64) -> f64 {
-    if limit_w >= busy_w {
-        busy_w
-    } else {
-        CAPPED_POWER_RATIO * limit_w
-    }
+    let (time, power) = response.ratios(busy_w / max_w, limit_w / max_w);
+    (time, busy_w * power)
 }
 
 /// Evaluates a configuration: throughput, efficiency, goodput and power.
@@ -290,7 +395,7 @@ pub fn evaluate(
     }
     let per_gpu = cfg.batch as f64 / cfg.gpus as f64;
     let limit = clamp(cfg.limit_w, spec.min_limit_w, spec.max_w);
-    let slow = limit_slowdown(perf.busy_w, limit);
+    let (slow, busy) = limited(&perf.limit, perf.busy_w, spec.max_w, limit);
     let tc = perf.step.compute_s(per_gpu) * slow;
     let tn = perf.step.sync_s(cfg.gpus);
     let step = if tn == 0.0 {
@@ -302,7 +407,6 @@ pub fn evaluate(
     let throughput = cfg.batch as f64 / step;
     let efficiency = model.stat.efficiency(cfg.batch as f64);
     let compute_fraction = tc / step;
-    let busy = limited_busy_w(perf.busy_w, limit);
     let p = spec.allocated_idle_w + (busy - spec.allocated_idle_w) * compute_fraction;
     Ok(Perf {
         throughput,
@@ -383,6 +487,7 @@ mod tests {
             step,
             busy_w: 352.0,
             max_batch_per_gpu: 512,
+            limit: LimitResponse::DEFAULT,
         };
         ModelProfile {
             stat: StatEff {

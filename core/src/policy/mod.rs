@@ -997,7 +997,7 @@ mod tests {
     }
 
     fn two_types() -> ([GpuSpec; 2], ModelProfile) {
-        use crate::jobmodel::{PerfParams, StatEff, StepTime};
+        use crate::jobmodel::{LimitResponse, PerfParams, StatEff, StepTime};
         let spec = |idle_w, max_w, min_limit_w| GpuSpec {
             idle_w,
             allocated_idle_w: idle_w * 1.8,
@@ -1009,11 +1009,13 @@ mod tests {
             step: StepTime::fit(1066.0, 7397.0, 8, 256.0, 0.34, 0.8, 2.0).unwrap(),
             busy_w: 352.0,
             max_batch_per_gpu: 512,
+            limit: LimitResponse::DEFAULT,
         });
         perf[1] = Some(PerfParams {
             step: StepTime::fit(1825.0, 14423.0, 8, 256.0, 0.34, 0.8, 2.0).unwrap(),
             busy_w: 616.0,
             max_batch_per_gpu: 512,
+            limit: LimitResponse::DEFAULT,
         });
         let model = ModelProfile {
             stat: StatEff {
