@@ -42,6 +42,9 @@ enum Cmd {
     /// Poisson workload. `duration_s` is the job's isolated run time (requested configuration,
     /// fastest type that fits), so a malleable job replayed from the trace is an approximation.
     GenTrace(GenTraceArgs),
+    /// Check the power-limit model against a measured sweep (Zeus NSDI'23 layout): MAPE of time,
+    /// power and energy per epoch, a table per configuration.
+    Validate(eas_sim::validate::ValidateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -346,6 +349,7 @@ fn real_main() -> Result<()> {
         Some(Cmd::Compare(a)) => compare(a),
         Some(Cmd::Run(a)) => run(a),
         Some(Cmd::GenTrace(a)) => gen_trace(a),
+        Some(Cmd::Validate(a)) => eas_sim::validate::run(&a),
         Some(Cmd::Scenario) => {
             print!("{}", eas_sim::scenario::SEED_TOML);
             Ok(())

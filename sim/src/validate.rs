@@ -676,3 +676,94 @@ e,n,32,sgd,80,11,75
         assert_eq!(round4(10.0), 10.0);
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// `eas-sim validate`.
+
+/// `eas-sim validate`: how far the simulator's power-limit model is from a measured sweep.
+#[derive(clap::Args, Debug)]
+pub struct ValidateArgs {
+    /// Sweep CSV (`dataset,network,batch_size,optimizer,power_limit,time_per_epoch,
+    /// average_power`), e.g. sim/calibration/zeus-nsdi23/summary_power_a40.csv.
+    #[arg(long, value_name = "FILE.csv")]
+    pub measured: std::path::PathBuf,
+    /// The GPU's maximum power limit, W: each configuration's row at this limit is the model's
+    /// input (busy power and speed).
+    #[arg(long, value_name = "W")]
+    pub max_limit_w: f64,
+    /// Predict rows at limits from this fraction of the maximum up.
+    #[arg(long, default_value_t = LimitResponse::FIT_MIN_FRACTION)]
+    pub min_fraction: f64,
+    /// Write `{"rows", "configurations", "mape_pct", "worst"}` as JSON.
+    #[arg(long, value_name = "OUT")]
+    pub json: Option<std::path::PathBuf>,
+    /// Which committed response to check: default, resnet50, bert-base, fit-v100 (fitted on the
+    /// V100 file only) or fit-a40 (the A40 file only).
+    #[arg(long, default_value = "default")]
+    pub response: String,
+    /// Rows listed under "worst" in the JSON.
+    #[arg(long, default_value_t = 10)]
+    pub worst: usize,
+}
+
+/// Runs `eas-sim validate`: prints the per-configuration tables and MAPEs, writes the JSON.
+pub fn run(a: &ValidateArgs) -> anyhow::Result<()> {
+    use anyhow::{bail, Context};
+    if !(a.max_limit_w > 0.0 && a.max_limit_w.is_finite()) {
+        bail!(
+            "--max-limit-w: expected a positive number of watts, got {}",
+            a.max_limit_w
+        );
+    }
+    if !(a.min_fraction > 0.0 && a.min_fraction <= 1.0) {
+        bail!(
+            "--min-fraction: expected a fraction in (0, 1], got {}",
+            a.min_fraction
+        );
+    }
+    let Some(response) = builtin_response(&a.response) else {
+        let names: Vec<&str> = BUILTIN_RESPONSES.iter().map(|(n, _)| *n).collect();
+        bail!(
+            "--response: unknown {:?}: expected one of {}",
+            a.response,
+            names.join(", ")
+        );
+    };
+    // The output is opened before any work, so a bad path fails first.
+    let out = match &a.json {
+        Some(p) => Some((
+            p,
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let rows = read_sweep(&a.measured)?;
+    let v = validate(&response, &rows, a.max_limit_w, a.min_fraction);
+    if v.predicted.is_empty() {
+        bail!(
+            "{}: no row to predict: need configurations with a row at {} W and rows at {} x {} W or above",
+            a.measured.display(),
+            a.max_limit_w,
+            a.min_fraction,
+            a.max_limit_w
+        );
+    }
+    println!(
+        "{}: response {} {:?}, limits >= {} x {} W",
+        a.measured.display(),
+        a.response,
+        response,
+        a.min_fraction,
+        a.max_limit_w
+    );
+    print!("{}", v.text());
+    if let Some((p, f)) = out {
+        let mut w = std::io::BufWriter::new(f);
+        serde_json::to_writer_pretty(&mut w, &v.to_json(a.worst))
+            .with_context(|| format!("writing {}", p.display()))?;
+        std::io::Write::write_all(&mut w, b"\n")
+            .and_then(|()| std::io::Write::flush(&mut w))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
