@@ -134,24 +134,29 @@ impl LimitResponse {
         if x >= 1.0 || u <= 0.0 || x <= 0.0 || u.is_nan() || x.is_nan() {
             return (1.0, 1.0);
         }
+        // s(x) / s(1) = ((1 + q(1)) / (1 + q(x)))^(1/n) with q(x) = (u / (r x))^n, in logs
+        // (ln(1 + q) = softplus(ln q)), which is exact and costs no pow.
         let n = self.sharpness;
-        let un = libm::pow(u, -n);
-        let s1 = libm::pow(un + libm::pow(self.capped_ratio, -n), -1.0 / n);
-        let sx = libm::pow(un + libm::pow(self.capped_ratio * x, -n), -1.0 / n);
-        let power = sx / s1;
-        let knee = softplus(self.knee_fraction - x, KNEE_WIDTH)
-            - softplus(self.knee_fraction - 1.0, KNEE_WIDTH);
-        let time = libm::pow(power, -self.speed_exponent) + self.knee_slope * knee * knee;
+        let a = n * libm::log(u / self.capped_ratio);
+        let ln_power = (softplus(a, 1.0) - softplus(a - n * libm::log(x), 1.0)) / n;
+        let power = libm::exp(ln_power);
+        // At x = 1 the knee term is below 1e-17 for any k <= 0.8 (the fit's bound): T(1) = 1.
+        let knee = softplus(self.knee_fraction - x, KNEE_WIDTH);
+        let time = libm::exp(-self.speed_exponent * ln_power) + self.knee_slope * knee * knee;
         (time.max(1.0), power.min(1.0))
     }
 }
 
-/// `w ln(1 + e^(z/w))`: a smooth `max(0, z)` of width `w`.
+/// `w ln(1 + e^(z/w))`: a smooth `max(0, z)` of width `w` (no overflow for large `z`).
 #[inline]
 fn softplus(z: f64, w: f64) -> f64 {
     let t = z / w;
-    if t > 30.0 {
+    if t > 36.0 {
         z
+    } else if t > 0.0 {
+        z + w * libm::log1p(libm::exp(-t))
+    } else if t < -20.0 {
+        w * libm::exp(t) // ln(1 + y) = y to 1e-9 relative for y < e^-20
     } else {
         w * libm::log1p(libm::exp(t))
     }
@@ -376,11 +381,57 @@ pub fn limited(response: &LimitResponse, busy_w: f64, max_w: f64, limit_w: f64) 
     (time, busy_w * power)
 }
 
+/// What a power limit does to one model on one GPU type: the same for every GPU count and
+/// batch, so a configuration search computes it once per (type, limit) and passes it to
+/// [`evaluate_limited`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LimitEffect {
+    /// The limit as applied (clamped to the GPU's range), W.
+    pub limit_w: f64,
+    /// Compute slow-down factor, `>= 1`.
+    pub slowdown: f64,
+    /// Busy power per GPU under the limit, W.
+    pub busy_w: f64,
+}
+
+/// The [`LimitEffect`] of `limit_w` on `model` on GPU type `gpu_type`.
+pub fn limit_effect(
+    model: &ModelProfile,
+    gpu_specs: &[GpuSpec],
+    gpu_type: u8,
+    limit_w: f64,
+) -> Result<LimitEffect, ConfigError> {
+    let ty = gpu_type as usize;
+    let (spec, perf) = match (gpu_specs.get(ty), model.perf.get(ty).copied().flatten()) {
+        (Some(s), Some(p)) => (s, p),
+        _ => return Err(ConfigError::UnknownGpuType),
+    };
+    let limit = clamp(limit_w, spec.min_limit_w, spec.max_w);
+    let (slowdown, busy_w) = limited(&perf.limit, perf.busy_w, spec.max_w, limit);
+    Ok(LimitEffect {
+        limit_w: limit,
+        slowdown,
+        busy_w,
+    })
+}
+
 /// Evaluates a configuration: throughput, efficiency, goodput and power.
 pub fn evaluate(
     model: &ModelProfile,
     gpu_specs: &[GpuSpec],
     cfg: &Config,
+) -> Result<Perf, ConfigError> {
+    let effect = limit_effect(model, gpu_specs, cfg.gpu_type, cfg.limit_w)?;
+    evaluate_limited(model, gpu_specs, cfg, &effect)
+}
+
+/// [`evaluate`] with the limit's effect already computed by [`limit_effect`] for this model,
+/// `cfg.gpu_type` and `cfg.limit_w` (the result is the same; a search saves recomputing it).
+pub fn evaluate_limited(
+    model: &ModelProfile,
+    gpu_specs: &[GpuSpec],
+    cfg: &Config,
+    effect: &LimitEffect,
 ) -> Result<Perf, ConfigError> {
     let ty = cfg.gpu_type as usize;
     let (spec, perf) = match (gpu_specs.get(ty), model.perf.get(ty).copied().flatten()) {
@@ -394,9 +445,7 @@ pub fn evaluate(
         return Err(ConfigError::BadBatch);
     }
     let per_gpu = cfg.batch as f64 / cfg.gpus as f64;
-    let limit = clamp(cfg.limit_w, spec.min_limit_w, spec.max_w);
-    let (slow, busy) = limited(&perf.limit, perf.busy_w, spec.max_w, limit);
-    let tc = perf.step.compute_s(per_gpu) * slow;
+    let tc = perf.step.compute_s(per_gpu) * effect.slowdown;
     let tn = perf.step.sync_s(cfg.gpus);
     let step = if tn == 0.0 {
         tc
@@ -407,6 +456,7 @@ pub fn evaluate(
     let throughput = cfg.batch as f64 / step;
     let efficiency = model.stat.efficiency(cfg.batch as f64);
     let compute_fraction = tc / step;
+    let busy = effect.busy_w;
     let p = spec.allocated_idle_w + (busy - spec.allocated_idle_w) * compute_fraction;
     Ok(Perf {
         throughput,

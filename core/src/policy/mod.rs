@@ -13,7 +13,10 @@
 //! Decisions are applied by the caller in order: a policy that preempts to make room writes the
 //! `Preempt`s before the `Start` that uses the freed GPUs.
 
-use crate::jobmodel::{evaluate, Config, GpuSpec, ModelProfile, Perf, MAX_GPU_TYPES};
+use crate::jobmodel::{
+    evaluate, evaluate_limited, limit_effect, Config, GpuSpec, LimitEffect, ModelProfile, Perf,
+    MAX_GPU_TYPES,
+};
 use crate::units::{secs, Nanos};
 
 pub mod aurachronos;
@@ -513,12 +516,12 @@ impl Probe<'_, '_> {
     ) -> Option<(Config, Perf)> {
         let specs = self.cluster.gpu_specs;
         let mut best: Option<(Config, Perf, f64)> = None;
-        self.each_config(free, kmax, objective, limits, |cfg| {
+        self.each_config(free, kmax, objective, limits, |cfg, effect| {
             let ty = cfg.gpu_type as usize;
             if free[ty] < cfg.gpus {
                 return;
             }
-            let Ok(p) = evaluate(self.model, specs, &cfg) else {
+            let Ok(p) = evaluate_limited(self.model, specs, &cfg, effect) else {
                 return;
             };
             if let Some(b) = budget_w {
@@ -549,8 +552,8 @@ impl Probe<'_, '_> {
         };
         let mut least: Option<f64> = None;
         let total = free_of_total(self.cluster);
-        probe.each_config(&total, u32::MAX, Objective::MaxGoodput, true, |cfg| {
-            if let Ok(p) = evaluate(self.model, specs, &cfg) {
+        probe.each_config(&total, u32::MAX, Objective::MaxGoodput, true, |cfg, effect| {
+            if let Ok(p) = evaluate_limited(self.model, specs, &cfg, effect) {
                 let a = added_power_w(&cfg, &p, specs);
                 if least.is_none_or(|l| a < l) {
                     least = Some(a);
@@ -560,14 +563,15 @@ impl Probe<'_, '_> {
         least
     }
 
-    /// Every configuration [`Probe::search`] considers, before the fit and budget checks.
+    /// Every configuration [`Probe::search`] considers, before the fit and budget checks, with
+    /// its limit's effect (computed once per GPU type and limit).
     fn each_config(
         &self,
         free: &Free,
         kmax: u32,
         objective: Objective,
         limits: bool,
-        mut visit: impl FnMut(Config),
+        mut visit: impl FnMut(Config, &LimitEffect),
     ) {
         let specs = self.cluster.gpu_specs;
         let nlimits = if limits {
@@ -591,6 +595,10 @@ impl Probe<'_, '_> {
                         (f * perf.busy_w).clamp(spec.min_limit_w, spec.max_w)
                     }
                 };
+                let Ok(effect) = limit_effect(self.model, specs, ty as u8, limit_w) else {
+                    continue;
+                };
+                let effect = &effect;
                 if let Some(req) = self.rigid {
                     if req.gpu_type.is_none_or(|t| t as usize == ty) {
                         visit(Config {
@@ -598,7 +606,7 @@ impl Probe<'_, '_> {
                             gpus: req.gpus,
                             batch: req.batch,
                             limit_w,
-                        });
+                        }, effect);
                     }
                     continue;
                 }
@@ -611,7 +619,7 @@ impl Probe<'_, '_> {
                                 gpus: req.gpus,
                                 batch: req.batch,
                                 limit_w,
-                            });
+                            }, effect);
                         }
                     }
                     Objective::MaxGoodput | Objective::MinEdp => {
@@ -629,7 +637,7 @@ impl Probe<'_, '_> {
                                     gpus: k,
                                     batch,
                                     limit_w,
-                                });
+                                }, effect);
                             }
                             k = k.saturating_mul(2);
                         }
