@@ -573,8 +573,10 @@ pub fn builtin_response(name: &str) -> Option<LimitResponse> {
         .map(|(_, r)| *r)
 }
 
-/// Fewest observations a scenario's measured fit needs (the response has five parameters).
-pub const MIN_FIT_OBSERVATIONS: usize = 5;
+/// Fewest observations a scenario's measured fit needs: each gives two residuals (time and
+/// power), so 4 give 8 for the response's five parameters (the Zeus sweeps have 4 limits from
+/// 0.6 x max below the maximum).
+pub const MIN_FIT_OBSERVATIONS: usize = 4;
 
 /// Fits a response to the configurations of a sweep file with this dataset, network and batch
 /// size (every optimizer), for a scenario's `[[models]] limit_response`.
