@@ -134,11 +134,20 @@ impl LimitResponse {
         if x >= 1.0 || u <= 0.0 || x <= 0.0 || u.is_nan() || x.is_nan() {
             return (1.0, 1.0);
         }
-        // s(x) / s(1) = ((1 + q(1)) / (1 + q(x)))^(1/n) with q(x) = (u / (r x))^n, in logs
-        // (ln(1 + q) = softplus(ln q)), which is exact and costs no pow.
+        // s(x) / s(1) = ((1 + q(1)) / (1 + q(x)))^(1/n) with q(x) = (u / (r x))^n: the same
+        // function in three logs and exps fewer than with pow (this runs in every policy round).
         let n = self.sharpness;
-        let a = n * libm::log(u / self.capped_ratio);
-        let ln_power = (softplus(a, 1.0) - softplus(a - n * libm::log(x), 1.0)) / n;
+        let q1 = libm::exp(n * libm::log(u / self.capped_ratio));
+        let qx = libm::exp(n * libm::log(u / (self.capped_ratio * x)));
+        let ln_power = libm::log((1.0 + q1) / (1.0 + qx)) / n;
+        if !ln_power.is_finite() {
+            // q overflowed (u far above r x with a large n): power is r x / u of busy power.
+            let ln_p = libm::log(self.capped_ratio * x / u).min(0.0);
+            return (
+                libm::exp(-self.speed_exponent * ln_p).max(1.0),
+                libm::exp(ln_p),
+            );
+        }
         let power = libm::exp(ln_power);
         // At x = 1 the knee term is below 1e-17 for any k <= 0.8 (the fit's bound): T(1) = 1.
         let knee = softplus(self.knee_fraction - x, KNEE_WIDTH);

@@ -1,7 +1,7 @@
 //! Properties of the job model over random models and configurations.
 
 use ea2p_core::jobmodel::{
-    evaluate, limited, Config, LimitResponse, GpuSpec, ModelProfile, PerfParams, StatEff, StepTime,
+    evaluate, limited, Config, GpuSpec, LimitResponse, ModelProfile, PerfParams, StatEff, StepTime,
     MAX_GPU_TYPES,
 };
 use proptest::prelude::*;

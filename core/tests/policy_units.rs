@@ -1,7 +1,8 @@
 //! Each policy's ordering and configuration choice on small hand-made cases.
 
 use ea2p_core::jobmodel::{
-    evaluate, Config, GpuSpec, LimitResponse, ModelProfile, PerfParams, StatEff, StepTime, MAX_GPU_TYPES,
+    evaluate, Config, GpuSpec, LimitResponse, ModelProfile, PerfParams, StatEff, StepTime,
+    MAX_GPU_TYPES,
 };
 use ea2p_core::policy::{
     schedule, ClusterView, Decision, Decisions, JobView, PolicyError, PolicyKind, PolicyParams,

@@ -130,7 +130,10 @@ pub fn parse_sweep(text: &str, file: &str) -> Result<Vec<SweepRow>, SweepError> 
     if cols != SWEEP_HEADER {
         return Err(bad(
             1,
-            format!("expected the header {:?}, found {header:?}", SWEEP_HEADER.join(",")),
+            format!(
+                "expected the header {:?}, found {header:?}",
+                SWEEP_HEADER.join(",")
+            ),
         ));
     }
     let mut rows = Vec::new();
@@ -180,7 +183,9 @@ pub fn parse_sweep(text: &str, file: &str) -> Result<Vec<SweepRow>, SweepError> 
         if let Some(prev) = seen.insert(k, line) {
             return Err(bad(
                 line,
-                format!("same configuration and power limit as line {prev}: expected one row per limit"),
+                format!(
+                    "same configuration and power limit as line {prev}: expected one row per limit"
+                ),
             ));
         }
         rows.push(row);
@@ -253,9 +258,7 @@ pub fn paired(
         };
         let mut rest: Vec<&&SweepRow> = rs
             .iter()
-            .filter(|r| {
-                r.power_limit < max_limit_w && r.power_limit >= min_fraction * max_limit_w
-            })
+            .filter(|r| r.power_limit < max_limit_w && r.power_limit >= min_fraction * max_limit_w)
             .collect();
         rest.sort_by(|a, b| a.power_limit.total_cmp(&b.power_limit));
         out.extend(rest.into_iter().map(|r| ((**r).clone(), (*top).clone())));
@@ -373,15 +376,18 @@ impl Validation {
         for p in &self.predicted {
             let k = p.row.key();
             if last.as_ref() != Some(&k) {
-                let _ = writeln!(
-                    s,
-                    "\n{} / {} / batch {} / {}",
-                    k.0, k.1, k.2, k.3
-                );
+                let _ = writeln!(s, "\n{} / {} / batch {} / {}", k.0, k.1, k.2, k.3);
                 let _ = writeln!(
                     s,
                     "{:>9} {:>10} {:>10} {:>7} {:>9} {:>9} {:>7} {:>8}",
-                    "limit W", "time s", "pred s", "err %", "power W", "pred W", "err %", "energy %"
+                    "limit W",
+                    "time s",
+                    "pred s",
+                    "err %",
+                    "power W",
+                    "pred W",
+                    "err %",
+                    "energy %"
                 );
                 last = Some(k);
             }
@@ -476,7 +482,11 @@ pub fn fit(obs: &[Observation]) -> LimitResponse {
         sharpness: round4(r.sharpness),
         speed_exponent: round4(r.speed_exponent),
         // A slope below 1e-4 changes no time by more than 1e-6: no knee.
-        knee_slope: if r.knee_slope < 1e-4 { 0.0 } else { round4(r.knee_slope) },
+        knee_slope: if r.knee_slope < 1e-4 {
+            0.0
+        } else {
+            round4(r.knee_slope)
+        },
         knee_fraction: round4(r.knee_fraction),
     }
 }
@@ -606,7 +616,8 @@ pub fn fit_from_file(
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = "dataset,network,batch_size,optimizer,power_limit,time_per_epoch,average_power
+    const SAMPLE: &str =
+        "dataset,network,batch_size,optimizer,power_limit,time_per_epoch,average_power
 d,n,32,sgd,100,10,90
 d,n,32,sgd,80,11,75
 d,n,32,sgd,60,13,58
@@ -638,7 +649,10 @@ e,n,32,sgd,80,11,75
         assert!(e.starts_with("x.csv:3: time_per_epoch"), "{e}");
         let t = format!("{SAMPLE}d,n,32,sgd,60,1,1\n");
         let e = parse_sweep(&t, "x.csv").unwrap_err().to_string();
-        assert!(e.contains("x.csv:6: same configuration and power limit as line 4"), "{e}");
+        assert!(
+            e.contains("x.csv:6: same configuration and power limit as line 4"),
+            "{e}"
+        );
         let e = parse_sweep("dataset,network,batch_size,optimizer,power_limit,time_per_epoch,average_power\nd,n,0,s,1,1,1\n", "x.csv").unwrap_err().to_string();
         assert!(e.contains("x.csv:2: batch_size"), "{e}");
     }

@@ -24,9 +24,17 @@ fn check(name: &str, committed: LimitResponse, fitted: LimitResponse) -> Vec<Str
     let pairs = [
         ("capped_ratio", committed.capped_ratio, fitted.capped_ratio),
         ("sharpness", committed.sharpness, fitted.sharpness),
-        ("speed_exponent", committed.speed_exponent, fitted.speed_exponent),
+        (
+            "speed_exponent",
+            committed.speed_exponent,
+            fitted.speed_exponent,
+        ),
         ("knee_slope", committed.knee_slope, fitted.knee_slope),
-        ("knee_fraction", committed.knee_fraction, fitted.knee_fraction),
+        (
+            "knee_fraction",
+            committed.knee_fraction,
+            fitted.knee_fraction,
+        ),
     ];
     for (what, c, f) in pairs {
         if (c - f).abs() > 1e-9 * f.abs().max(1.0) {
@@ -55,7 +63,13 @@ fn committed_responses_are_the_fits() {
     let mut bert = observations(&v, V100_MAX_W, net("bert_base_uncased"));
     bert.extend(observations(&a, A40_MAX_W, net("bert_base_uncased")));
     let (fr, fb) = (fit(&rn), fit(&bert));
-    println!("observations: V100 {}, A40 {}, ResNet-50 {}, BERT {}", ov.len() - oa.len(), oa.len(), rn.len(), bert.len());
+    println!(
+        "observations: V100 {}, A40 {}, ResNet-50 {}, BERT {}",
+        ov.len() - oa.len(),
+        oa.len(),
+        rn.len(),
+        bert.len()
+    );
     for (name, r, rows, max) in [
         ("FIT_V100 on A40", fv, &a, A40_MAX_W),
         ("FIT_A40 on V100", fa, &v, V100_MAX_W),

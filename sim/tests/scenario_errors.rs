@@ -188,20 +188,33 @@ fn limit_response_from_a_builtin_or_a_measured_sweep() {
     let sc = parse_str(&model(lr), "s.toml", Some(&dir)).unwrap();
     let r = find(&sc).perf[0].unwrap().limit;
     let (t, p) = r.ratios(0.88, 0.6);
-    assert!((1.1..1.3).contains(&t) && (0.6..0.75).contains(&p), "{r:?}: {t} {p}");
+    assert!(
+        (1.1..1.3).contains(&t) && (0.6..0.75).contains(&p),
+        "{r:?}: {t} {p}"
+    );
     // Errors: unknown builtin, both keys, missing keys, too few rows, a bad file.
     let e = err(&model("{ builtin = \"nope\" }"));
-    assert!(e.starts_with("bad.toml:5:") && e.contains("default, resnet50, bert-base"), "{e}");
+    assert!(
+        e.starts_with("bad.toml:5:") && e.contains("default, resnet50, bert-base"),
+        "{e}"
+    );
     let e = err(&model("{ builtin = \"default\", measured = \"x.csv\" }"));
     assert!(e.contains("exactly one of builtin"), "{e}");
     let e = err(&model("{ measured = \"x.csv\" }"));
-    assert!(e.contains("needs max_limit_w, dataset, network and batch_size"), "{e}");
+    assert!(
+        e.contains("needs max_limit_w, dataset, network and batch_size"),
+        "{e}"
+    );
     let few = lr.replace("batch_size = 256", "batch_size = 3");
-    let e = parse_str(&model(&few), "s.toml", Some(&dir)).unwrap_err().to_string();
+    let e = parse_str(&model(&few), "s.toml", Some(&dir))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("0 rows of (imagenet, resnet50, batch 3)"), "{e}");
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("bad.csv"), "dataset,network,batch_size,optimizer,power_limit,time_per_epoch,average_power\nimagenet,resnet50,256,a,250,inf,200\n").unwrap();
     let bad = lr.replace("summary_power_v100.csv", "bad.csv");
-    let e = parse_str(&model(&bad), "s.toml", Some(tmp.path())).unwrap_err().to_string();
+    let e = parse_str(&model(&bad), "s.toml", Some(tmp.path()))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("bad.csv:2: time_per_epoch"), "{e}");
 }

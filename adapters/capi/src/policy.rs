@@ -7,8 +7,8 @@
 use core::ffi::{c_char, CStr};
 
 use ea2p_core::jobmodel::{
-    evaluate, Config, ConfigError, GpuSpec, LimitResponse, ModelProfile, PerfParams, StatEff, StepTime,
-    MAX_GPU_TYPES,
+    evaluate, Config, ConfigError, GpuSpec, LimitResponse, ModelProfile, PerfParams, StatEff,
+    StepTime, MAX_GPU_TYPES,
 };
 use ea2p_core::policy::{
     schedule, ClusterView, Decision, Decisions, JobView, PolicyError, PolicyKind, PolicyParams,

@@ -552,14 +552,20 @@ impl Probe<'_, '_> {
         };
         let mut least: Option<f64> = None;
         let total = free_of_total(self.cluster);
-        probe.each_config(&total, u32::MAX, Objective::MaxGoodput, true, |cfg, effect| {
-            if let Ok(p) = evaluate_limited(self.model, specs, &cfg, effect) {
-                let a = added_power_w(&cfg, &p, specs);
-                if least.is_none_or(|l| a < l) {
-                    least = Some(a);
+        probe.each_config(
+            &total,
+            u32::MAX,
+            Objective::MaxGoodput,
+            true,
+            |cfg, effect| {
+                if let Ok(p) = evaluate_limited(self.model, specs, &cfg, effect) {
+                    let a = added_power_w(&cfg, &p, specs);
+                    if least.is_none_or(|l| a < l) {
+                        least = Some(a);
+                    }
                 }
-            }
-        });
+            },
+        );
         least
     }
 
@@ -601,12 +607,15 @@ impl Probe<'_, '_> {
                 let effect = &effect;
                 if let Some(req) = self.rigid {
                     if req.gpu_type.is_none_or(|t| t as usize == ty) {
-                        visit(Config {
-                            gpu_type: ty as u8,
-                            gpus: req.gpus,
-                            batch: req.batch,
-                            limit_w,
-                        }, effect);
+                        visit(
+                            Config {
+                                gpu_type: ty as u8,
+                                gpus: req.gpus,
+                                batch: req.batch,
+                                limit_w,
+                            },
+                            effect,
+                        );
                     }
                     continue;
                 }
@@ -614,12 +623,15 @@ impl Probe<'_, '_> {
                     Objective::Requested => {
                         let req = self.request;
                         if req.gpu_type.is_none_or(|t| t as usize == ty) {
-                            visit(Config {
-                                gpu_type: ty as u8,
-                                gpus: req.gpus,
-                                batch: req.batch,
-                                limit_w,
-                            }, effect);
+                            visit(
+                                Config {
+                                    gpu_type: ty as u8,
+                                    gpus: req.gpus,
+                                    batch: req.batch,
+                                    limit_w,
+                                },
+                                effect,
+                            );
                         }
                     }
                     Objective::MaxGoodput | Objective::MinEdp => {
@@ -632,12 +644,15 @@ impl Probe<'_, '_> {
                                 if batch < k || batch > perf.max_batch_per_gpu.saturating_mul(k) {
                                     continue;
                                 }
-                                visit(Config {
-                                    gpu_type: ty as u8,
-                                    gpus: k,
-                                    batch,
-                                    limit_w,
-                                }, effect);
+                                visit(
+                                    Config {
+                                        gpu_type: ty as u8,
+                                        gpus: k,
+                                        batch,
+                                        limit_w,
+                                    },
+                                    effect,
+                                );
                             }
                             k = k.saturating_mul(2);
                         }
