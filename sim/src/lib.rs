@@ -15,6 +15,7 @@
 //! | [`sim`] | one run: events, policy rounds, checkpoints, preemptions, power caps |
 //! | [`results`] | per-run metrics and their mean and 95% interval over seeds |
 //! | [`report`] | table, CSV, JSON and SVG plot |
+//! | [`validate`] | measured power-limit sweeps: reading, fitting the limit response, `eas-sim validate` |
 //!
 //! Same scenario and seed give byte-identical results, whatever the number of threads: runs are
 //! independent, and their results are collected in (policy, seed) order.
@@ -29,6 +30,7 @@ pub mod results;
 pub mod scenario;
 pub mod shard;
 pub mod sim;
+pub mod validate;
 pub mod workload;
 
 use ea2p_core::policy::PolicyKind;

@@ -45,6 +45,9 @@ enum Cmd {
     /// Combine the shard results of `compare --shard I/N --json FILE` (one per shard, any order)
     /// into exactly what the unsharded `compare` writes (byte-identical JSON).
     MergeResults(MergeArgs),
+    /// Check the power-limit model against a measured sweep (Zeus NSDI'23 layout): MAPE of time,
+    /// power and energy per epoch, a table per configuration.
+    Validate(eas_sim::validate::ValidateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -373,6 +376,7 @@ fn real_main() -> Result<()> {
         Some(Cmd::Run(a)) => run(a),
         Some(Cmd::GenTrace(a)) => gen_trace(a),
         Some(Cmd::MergeResults(a)) => merge_results(a),
+        Some(Cmd::Validate(a)) => eas_sim::validate::run(&a),
         Some(Cmd::Scenario) => {
             print!("{}", eas_sim::scenario::SEED_TOML);
             Ok(())

@@ -380,6 +380,23 @@ struct RawModel {
     #[serde(default = "sixteen")]
     max_gpus: u32,
     perf: Vec<RawPerf>,
+    /// Power-limit response: a built-in one or one fitted to a measured sweep. Default: the
+    /// built-in default.
+    limit_response: Option<Spanned<RawLimitResponse>>,
+}
+
+/// `limit_response = { builtin = "bert-base" }` or
+/// `limit_response = { measured = "sweep.csv", max_limit_w = 250.0, dataset = "imagenet",
+/// network = "resnet50", batch_size = 256 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimitResponse {
+    builtin: Option<String>,
+    measured: Option<String>,
+    max_limit_w: Option<f64>,
+    dataset: Option<String>,
+    network: Option<String>,
+    batch_size: Option<u32>,
 }
 
 fn sixteen() -> u32 {
@@ -604,6 +621,10 @@ fn resolve(
                 max_batch_per_gpu: p.max_batch_per_gpu,
             });
         }
+        let limit = match &m.limit_response {
+            None => ea2p_core::jobmodel::LimitResponse::DEFAULT,
+            Some(l) => limit_response(ctx, l, dir)?,
+        };
         let def = ModelDef {
             name: m.name.get_ref().clone(),
             stat: StatEff {
@@ -612,6 +633,7 @@ fn resolve(
             },
             max_gpus: m.max_gpus.max(1),
             perf,
+            limit,
         };
         match defs
             .iter_mut()
@@ -1236,6 +1258,57 @@ fn resolve_size(
 }
 
 /// A path named in a scenario: relative ones are taken from the scenario file's folder.
+/// A model's `limit_response`: a built-in response by name, or one fitted to the named
+/// configuration of a measured sweep (read bounded, errors with the sweep's file and line).
+fn limit_response(
+    ctx: &Ctx<'_>,
+    l: &Spanned<RawLimitResponse>,
+    dir: Option<&Path>,
+) -> Result<ea2p_core::jobmodel::LimitResponse, ScenarioError> {
+    use crate::validate;
+    let r = l.get_ref();
+    let at = |msg: String| ctx.at(l.span(), msg);
+    let names = || {
+        validate::BUILTIN_RESPONSES
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (&r.builtin, &r.measured) {
+        (Some(b), None) => {
+            if r.max_limit_w.is_some() || r.dataset.is_some() || r.network.is_some() || r.batch_size.is_some() {
+                return Err(at("limit_response: builtin takes no other key (max_limit_w, dataset, network and batch_size go with measured)".into()));
+            }
+            validate::builtin_response(b).ok_or_else(|| {
+                at(format!(
+                    "limit_response: unknown builtin {b:?}: expected one of {}",
+                    names()
+                ))
+            })
+        }
+        (None, Some(file)) => {
+            let (Some(max), Some(ds), Some(net), Some(batch)) =
+                (r.max_limit_w, &r.dataset, &r.network, r.batch_size)
+            else {
+                return Err(at("limit_response: measured needs max_limit_w, dataset, network and batch_size (which configuration of the sweep to fit)".into()));
+            };
+            if !(max > 0.0 && max.is_finite()) {
+                return Err(at(format!(
+                    "limit_response: max_limit_w: expected a positive number of watts, got {max}"
+                )));
+            }
+            let path = beside(dir, file);
+            validate::fit_from_file(&path, max, ds, net, batch)
+                .map_err(|e| at(format!("limit_response: {e}")))
+        }
+        _ => Err(at(format!(
+            "limit_response: expected exactly one of builtin (one of {}) or measured (a sweep CSV file)",
+            names()
+        ))),
+    }
+}
+
 fn beside(dir: Option<&Path>, name: &str) -> PathBuf {
     dir.map_or_else(|| PathBuf::from(name), |d| d.join(name))
 }

@@ -206,6 +206,7 @@ fn perf(
         step: StepTime::fit(one, many, 8, batch, fixed, sync, gamma).unwrap(),
         busy_w,
         max_batch_per_gpu: max_batch,
+        limit: ea2p_core::jobmodel::LimitResponse::DEFAULT,
     })
 }
 
