@@ -493,7 +493,9 @@ impl HwmonSource {
             provenance: Provenance::Measured,
             quantity,
             update_period_ns,
-            max_power_w: None,
+            // No hwmon attribute bounds a counter's power: the ceiling no sensor reaches turns
+            // an absurd jump into a rejected delta rather than added energy.
+            max_power_w: matches!(channel.kind, ChannelKind::Energy(_)).then_some(MAX_PLAUSIBLE_W),
             name: truncated(&format!(
                 "{SOURCE_NAME_PREFIX}{component_name} {}/{files_words}",
                 device.hwmon
