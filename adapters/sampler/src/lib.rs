@@ -26,7 +26,7 @@ pub mod discover;
 pub mod monitor;
 pub mod summary;
 
-pub use devices::{Devices, GpuPick};
+pub use devices::{Devices, GpuPick, HwmonPick};
 pub use discover::{sources, DiscoverOptions, SourceDescription, SourcesReport};
 pub use monitor::{
     ComponentEnergy, LiveComponent, Measurement, Monitor, MonitorHandle, MonitorOptions,
