@@ -134,6 +134,10 @@ fn rails_and_counters_are_measured_within_3_percent() {
         assert_eq!(c["read_errors"], 0, "{c}");
         let e = c["energy_j"].as_f64().unwrap();
         let truth = watts * duration;
+        eprintln!(
+            "{name}: {e:.3} J measured, {truth:.3} J = {watts} W x {duration:.3} s ({:+.2} %)",
+            100.0 * (e / truth - 1.0)
+        );
         assert!(
             (e - truth).abs() < 0.03 * truth,
             "{name}: {e} J, expected {truth} J ({watts} W x {duration} s)"
