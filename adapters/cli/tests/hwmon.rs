@@ -172,7 +172,11 @@ fn rails_and_counters_are_measured_within_3_percent() {
 fn sources_lists_the_channels_and_devices_chooses() {
     let mut fake = Fake::new();
     let out = fake.ea2p().args(["sources", "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let listed = |name: &str| {
         v["sources"]
@@ -200,13 +204,23 @@ fn sources_lists_the_channels_and_devices_chooses() {
     let json = fake.path().join("vin.json");
     let out = fake
         .ea2p()
-        .args(["run", "--allow-root", "--devices", "hwmon:ina3221:vdd_in", "--json"])
+        .args([
+            "run",
+            "--allow-root",
+            "--devices",
+            "hwmon:ina3221:vdd_in",
+            "--json",
+        ])
         .arg(&json)
         .args(["--", "sleep", "0.2"])
         .output()
         .unwrap();
     fake.stop();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&fs::read(&json).unwrap()).unwrap();
     let names: Vec<&str> = v["components"]
         .as_array()

@@ -248,7 +248,9 @@ impl ChannelKind {
         match *self {
             ChannelKind::Energy(i) => vec![format!("energy{i}_label")],
             ChannelKind::Power(i) | ChannelKind::PowerAverage(i) => vec![format!("power{i}_label")],
-            ChannelKind::VoltageCurrent(i) => vec![format!("in{i}_label"), format!("curr{i}_label")],
+            ChannelKind::VoltageCurrent(i) => {
+                vec![format!("in{i}_label"), format!("curr{i}_label")]
+            }
         }
     }
 }
@@ -268,7 +270,13 @@ impl Channel {
     pub fn name(&self) -> String {
         let raw = self.label.clone().unwrap_or_else(|| self.kind.stem());
         raw.chars()
-            .map(|c| if c.is_whitespace() || c == ':' { '_' } else { c })
+            .map(|c| {
+                if c.is_whitespace() || c == ':' {
+                    '_'
+                } else {
+                    c
+                }
+            })
             .collect()
     }
 }
@@ -321,8 +329,8 @@ fn hwmon_number(name: &str) -> Option<u32> {
 /// Finds every `hwmonN` under `<sysfs_root>/class/hwmon` and its channels.
 pub fn discover(sysfs_root: &Path) -> Result<HwmonDiscovery, HwmonUnavailable> {
     let class = sysfs_root.join("class/hwmon");
-    let entries = fs::read_dir(&class)
-        .map_err(|_| HwmonUnavailable::NoClass(class.display().to_string()))?;
+    let entries =
+        fs::read_dir(&class).map_err(|_| HwmonUnavailable::NoClass(class.display().to_string()))?;
     let mut dirs: Vec<(u32, String)> = entries
         .filter_map(Result::ok)
         .filter_map(|e| {
@@ -552,7 +560,8 @@ impl HwmonSource {
                 if uj > i64::MAX as u64 {
                     return Err(AttrError::Malformed {
                         path: self.paths[0].display().to_string(),
-                        expected: "micro-joules up to 2^63 - 1 (hwmon prints a signed 64-bit value)",
+                        expected:
+                            "micro-joules up to 2^63 - 1 (hwmon prints a signed 64-bit value)",
                         found: uj.to_string(),
                     });
                 }
@@ -753,7 +762,10 @@ mod tests {
         let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        assert!(matches!(read_attr(&fifo), Err(AttrError::NotRegular { .. })));
+        assert!(matches!(
+            read_attr(&fifo),
+            Err(AttrError::NotRegular { .. })
+        ));
         // A directory.
         fs::create_dir(dir.join("power3_input")).unwrap();
         // Too long, NaN, negative, huge.

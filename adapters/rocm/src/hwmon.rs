@@ -128,8 +128,8 @@ mod tests {
         assert!(e.to_string().contains("expected micro-watts"), "{e}");
         // A FIFO where the attribute should be: refused by the bounded reader, never blocked on.
         std::fs::remove_file(hw.join("power1_average")).unwrap();
-        let fifo = std::ffi::CString::new(hw.join("power1_average").into_os_string().into_vec())
-            .unwrap();
+        let fifo =
+            std::ffi::CString::new(hw.join("power1_average").into_os_string().into_vec()).unwrap();
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
         let e = power_uw(&found).unwrap_err();

@@ -201,7 +201,10 @@ fn discover_hwmon(options: &DiscoverOptions, found: &mut Found, have_pkg: &mut b
         .extend(bad.iter().map(|e| format!("hwmon: not available: {e}")));
     for s in sources {
         let (name, device) = (s.component_name(), s.device_name());
-        let cpu = matches!(s.info().component, Component::CpuPackage | Component::CpuCores);
+        let cpu = matches!(
+            s.info().component,
+            Component::CpuPackage | Component::CpuCores
+        );
         if !(want.hwmon.wants(name, device) || (cpu && want.cpu)) {
             continue;
         }
