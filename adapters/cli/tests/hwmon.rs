@@ -164,8 +164,13 @@ fn rails_and_counters_are_measured_within_3_percent() {
             .any(|c| c["name"] == "cpu"),
         "{v}"
     );
-    // The table names the rails too.
+    // The table names the rails too, and says the board input is not summed.
     assert!(stderr.contains("ina226:power1"), "{stderr}");
+    let vin_row = stderr
+        .lines()
+        .find(|l| l.starts_with("ina3221:VDD_IN"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(vin_row.ends_with("(not summed)"), "{stderr}");
 }
 
 #[test]
