@@ -27,7 +27,7 @@ pub mod report;
 pub use ea2p_sampler::{cpu_tdp, devices, discover, monitor, private_file, summary};
 pub use ea2p_sampler::{
     sources, ComponentEnergy, ComponentSummary, Devices, DiscoverOptions, GpuPick, GpuShare,
-    LiveComponent, Measurement, Monitor, MonitorHandle, MonitorOptions, ProfileOutcome,
+    HwmonPick, LiveComponent, Measurement, Monitor, MonitorHandle, MonitorOptions, ProfileOutcome,
     RegionError, RegionSummary, SourceDescription, SourcesReport, StartError, Summary,
 };
 

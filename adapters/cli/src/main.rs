@@ -122,8 +122,8 @@ struct ServeArgs {
     /// Sampling interval for counter sources.
     #[arg(long, default_value = "1ms", value_parser = parse_duration)]
     interval: Nanos,
-    /// Components to measure: cpu, ram, gpu, gpu:N,M.
-    #[arg(long, default_value = "cpu,ram,gpu")]
+    /// Components to measure: cpu, ram, gpu, gpu:N,M, hwmon, hwmon:NAME.
+    #[arg(long, default_value = "cpu,ram,gpu,hwmon")]
     devices: Devices,
     /// Also write the profile to FILE.
     #[arg(short = 'o', long = "output")]
@@ -157,8 +157,9 @@ struct RunArgs {
     #[arg(long, default_value = "1ms", value_parser = parse_duration)]
     interval: Nanos,
     /// Components to measure: cpu, ram, gpu (the command's GPUs: CUDA_VISIBLE_DEVICES), or
-    /// gpu:N,M for explicit GPU indices; comma-separated.
-    #[arg(long, default_value = "cpu,ram,gpu")]
+    /// gpu:N,M for explicit GPU indices, hwmon (every hwmon power and energy channel) or
+    /// hwmon:NAME (a channel such as ina3221:VDD_IN, or a device such as ina226); comma-separated.
+    #[arg(long, default_value = "cpu,ram,gpu,hwmon")]
     devices: Devices,
     /// Write the profile (every reading, streamed) to FILE.
     #[arg(short = 'o', long = "output")]
@@ -281,6 +282,7 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
             cpu: false,
             ram: false,
             gpu: GpuPick::None,
+            hwmon: ea2p::devices::HwmonPick::None,
         },
         _ => args.devices.clone(),
     };

@@ -27,7 +27,7 @@ pub mod monitor;
 pub mod private_file;
 pub mod summary;
 
-pub use devices::{Devices, GpuPick};
+pub use devices::{Devices, GpuPick, HwmonPick};
 pub use discover::{sources, DiscoverOptions, SourceDescription, SourcesReport};
 pub use monitor::{
     ComponentEnergy, LiveComponent, Measurement, Monitor, MonitorHandle, MonitorOptions,

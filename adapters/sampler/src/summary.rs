@@ -254,7 +254,7 @@ impl Summary {
         }
         for c in &self.components {
             let share = if c.nested {
-                "(in pkg)".to_string()
+                "(not summed)".to_string()
             } else if self.total_j > 0.0 {
                 format!("{:.1}%", 100.0 * c.energy_j / self.total_j)
             } else {
