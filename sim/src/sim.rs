@@ -33,6 +33,9 @@ pub enum SimError {
         /// The core's error.
         detail: String,
     },
+    /// The scenario cannot be run as asked (a number out of range, a cap below the idle power).
+    #[error("{0}")]
+    Scenario(String),
     /// The run's trace could not be read (file, row, column and what was expected).
     #[error("trace: {0}")]
     Trace(String),
@@ -276,6 +279,8 @@ pub fn run_source(
     run_index: u32,
     opts: RunOptions,
 ) -> Result<RunOutput, SimError> {
+    crate::limits::check(sc, 1).map_err(SimError::Scenario)?;
+    crate::limits::check_cap_for(sc, &[kind]).map_err(SimError::Scenario)?;
     let specs = sc.specs();
     let mut sim = Sim {
         sc,
@@ -618,7 +623,15 @@ impl Sim<'_> {
         evaluate(&self.profiles[spec.model as usize], &self.specs, cfg).map_err(|e| {
             self.err(
                 now,
-                format!("job {}: configuration {cfg:?}: {e:?}", spec.id),
+                format!(
+                    "job {}: {} GPUs of type {}, batch {}, limit {} W: {}",
+                    spec.id,
+                    cfg.gpus,
+                    cfg.gpu_type,
+                    cfg.batch,
+                    cfg.limit_w,
+                    crate::words::config_error(&e)
+                ),
             )
         })?;
         if spec.rigid {
@@ -969,7 +982,7 @@ impl Sim<'_> {
             )
             .map_err(|e| SimError::Policy {
                 policy: self.kind.name(),
-                detail: format!("{e:?}"),
+                detail: crate::words::policy_error(&e),
             })?;
             let n = out.len();
             let full = out.is_full();
