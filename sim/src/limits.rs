@@ -65,8 +65,19 @@ pub fn range(x: f64, what: &str, lo: f64, lo_open: bool, hi: f64) -> Result<f64,
             _ => "a number ",
         };
         Err(format!(
-            "{what}: expected {sign}in {open}{lo}, {hi}], found {x}"
+            "{what}: expected {sign}in {open}{lo}, {hi}], found {}",
+            short(x)
         ))
+    }
+}
+
+/// A number as a user can read it: `1e300`, not three hundred digits.
+pub fn short(x: f64) -> String {
+    let a = x.abs();
+    if a.is_finite() && a != 0.0 && !(1e-6..1e9).contains(&a) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
     }
 }
 

@@ -910,12 +910,9 @@ fn resolve(
             let format = fmt.get_ref().parse().map_err(|e: String| {
                 ctx.at(fmt.span(), format!("arrivals.format: {e} (leave format out for the simulator's own CSV)"))
             })?;
-            if !path.is_file() {
-                return Err(ctx.at(
-                    t.span(),
-                    format!("arrivals.trace: no such file {}", path.display()),
-                ));
-            }
+            // A regular file (a FIFO or a device is refused here, with what it is).
+            crate::input::open_regular(&path)
+                .map_err(|e| ctx.at(t.span(), format!("arrivals.trace: {e}")))?;
             let speed = match &speedup {
                 Some(v) => ctx.in_range(v, "arrivals.speedup", 0.0, true, 1e6)?,
                 None => 1.0,
@@ -948,12 +945,8 @@ fn resolve(
                 None => None,
                 Some(jt) if format == eas_traces::Format::Alibaba => {
                     let jpath = beside(dir, jt.get_ref());
-                    if !jpath.is_file() {
-                        return Err(ctx.at(
-                            jt.span(),
-                            format!("arrivals.job_table: no such file {}", jpath.display()),
-                        ));
-                    }
+                    crate::input::open_regular(&jpath)
+                        .map_err(|e| ctx.at(jt.span(), format!("arrivals.job_table: {e}")))?;
                     let table = eas_traces::load_alibaba_job_table(&jpath)
                         .map_err(|e| ctx.at(jt.span(), format!("arrivals.job_table: {e}")))?;
                     Some(Arc::new(table))
