@@ -134,8 +134,9 @@ pub fn check(sc: &Scenario, held_seeds: u32) -> Result<(), String> {
     let rounds = secs / round_s.max(1e-9);
     if rounds > MAX_ROUNDS_PER_RUN {
         return Err(format!(
-            "hours / round_interval_s: {} h at one round every {round_s} s is {rounds:.3e} rounds; expected at most {MAX_ROUNDS_PER_RUN:.0}",
-            sc.hours
+            "hours / round_interval_s: {} h at one round every {} s is {rounds:.3e} rounds; expected at most {MAX_ROUNDS_PER_RUN:.0}",
+            sc.hours,
+            short(round_s)
         ));
     }
     let gpus: u64 = sc.gpu_counts.iter().map(|&c| u64::from(c)).sum();
@@ -223,6 +224,9 @@ pub fn warnings(sc: &Scenario) -> Vec<String> {
                     cut += 1;
                     largest_ask = largest_ask.max(j.gpus);
                 }
+            }
+            if jobs.is_empty() {
+                out.push("trace: the file holds no job (only a header row, or nothing)".into());
             }
             if cut > 0 {
                 out.push(format!(

@@ -214,12 +214,15 @@ impl<'a> PublicJobs<'a> {
                     self.tally.rows += 1;
                     return Ok(Some(j));
                 }
-                Some(Err(e)) if self.src.skip_bad => {
+                // Row 0: the file itself failed (a read error, a row over the length limit):
+                // the rest cannot be read, so it is never skipped.
+                Some(Err(e)) if self.src.skip_bad && e.row != 0 => {
                     self.tally.skipped_bad += 1;
                     if self.tally.first_bad.is_none() {
                         self.tally.first_bad = Some(e.to_string());
                     }
                 }
+                Some(Err(e)) if e.row == 0 => return Err(SimError::Trace(e.to_string())),
                 Some(Err(e)) => {
                     return Err(SimError::Trace(format!(
                         "{e} (set skip_bad = true in [arrivals] to skip bad rows, counted)"

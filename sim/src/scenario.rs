@@ -1445,6 +1445,16 @@ fn read_trace(path: &Path) -> Result<Vec<TraceJob>, String> {
                 file,
                 crate::input::MAX_ROW_BYTES,
             ));
+    // The header first: `deserialize` would take a header it cannot read for an empty file.
+    let head = rdr
+        .headers()
+        .map_err(|e| format!("trace {}: cannot read the header row: {e}", path.display()))?;
+    if head.is_empty() {
+        return Err(format!(
+            "trace {}: the file is empty; expected a header row arrival_s,model,user,gpus,gpu_type,duration_s,deadline_s",
+            path.display()
+        ));
+    }
     let mut jobs = Vec::new();
     for (i, rec) in rdr.deserialize::<TraceJob>().enumerate() {
         let bad = |m: String| format!("trace {} record {}: {m}", path.display(), i + 1);

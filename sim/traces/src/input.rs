@@ -190,7 +190,7 @@ impl<R: Read> Read for RowLimit<R> {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         format!(
-                            "the row at line {line} is longer than {} bytes, the most a row may hold (no line end within {} bytes)",
+                            "the row at line {line} is longer than {} bytes, the most a row may hold (no line end within {} bytes); the rest of the file is not read",
                             self.max, self.max
                         ),
                     ));
