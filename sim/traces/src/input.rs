@@ -240,6 +240,59 @@ mod tests {
         assert!(!text.contains("cdef"), "{text:?}");
     }
 
+    /// Longest row of `bytes` as `RowLimit` counts it.
+    fn longest_row(bytes: &[u8]) -> usize {
+        let (mut quoted, mut len, mut max) = (false, 0usize, 0usize);
+        for &b in bytes {
+            if b == b'"' {
+                quoted = !quoted;
+            }
+            if b == b'\n' && !quoted {
+                len = 0;
+                continue;
+            }
+            len += 1;
+            max = max.max(len);
+        }
+        max
+    }
+
+    proptest::proptest! {
+        /// The invariants of the `row_limit` fuzz target, on every chunk size.
+        #[test]
+        fn rows_over_the_limit_never_pass(
+            body in proptest::collection::vec(
+                proptest::prop_oneof![Just(b'a'), Just(b'"'), Just(b'\n'), Just(b',')], 0..300),
+            limit in 1usize..40,
+            chunk in 1usize..17,
+        ) {
+            let mut r = RowLimit::new(&body[..], limit);
+            // What passes between two errors, each read from a fresh row state.
+            let mut segments: Vec<Vec<u8>> = vec![Vec::new()];
+            let mut buf = vec![0u8; chunk];
+            loop {
+                match r.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => segments.last_mut().unwrap().extend_from_slice(&buf[..n]),
+                    Err(_) => segments.push(Vec::new()),
+                }
+                let out: usize = segments.iter().map(Vec::len).sum();
+                proptest::prop_assert!(out <= body.len());
+                proptest::prop_assert!(segments.len() <= body.len() + 1);
+            }
+            for seg in &segments {
+                proptest::prop_assert!(longest_row(seg) <= limit, "{:?}", seg);
+            }
+            if longest_row(&body) <= limit {
+                proptest::prop_assert_eq!(&segments, &vec![body.clone()]);
+            } else {
+                proptest::prop_assert!(segments.len() >= 2);
+            }
+        }
+    }
+
+    use proptest::strategy::Just;
+
     #[test]
     fn an_endless_row_ends_the_stream_after_one_error() {
         let mut r = RowLimit::new(std::io::repeat(b'0').take(1 << 20), 1000);
