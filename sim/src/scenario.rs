@@ -584,6 +584,10 @@ fn resolve(
         ))
     };
 
+    if let Some(n) = &raw.name {
+        limits::name(n, "name").map_err(|m| ctx.whole(m))?;
+    }
+
     // GPU types: built in, then the file's (same name replaces).
     let mut gpu_types = builtin_gpus();
     for (i, g) in raw.gpu_types.iter().enumerate() {

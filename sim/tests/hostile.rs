@@ -315,6 +315,14 @@ fn read_scenario_missing_is_refused() {
 }
 
 #[test]
+fn read_scenario_symlink_loop_is_refused() {
+    let c = Case::new();
+    c.link("a.toml", "b.toml").link("b.toml", "a.toml");
+    c.run(&["compare", "-s", "a.toml"])
+        .refused(&["a.toml", "symbolic links"]);
+}
+
+#[test]
 fn read_sim_trace_fifo_is_refused_without_blocking() {
     let c = Case::new();
     c.fifo("t.csv").write("s.toml", sim_trace_scenario("t.csv"));
@@ -611,6 +619,13 @@ fn alloc_gpu_mtbf_flag_is_checked_with_the_scenario() {
     Case::new()
         .run(&["run", "-p", "fifo", "--gpu-mtbf-h", "1e-12"])
         .refused(&["faults", "1000000"]);
+}
+
+#[test]
+fn alloc_node_drains_flag_is_checked_with_the_scenario() {
+    Case::new()
+        .run(&["compare", "--node-drains-per-day", "1e300"])
+        .refused(&["faults", "node_drains_per_day", "1000000"]);
 }
 
 #[test]
@@ -978,6 +993,29 @@ fn msg_control_bytes_in_a_gpu_type_name_are_refused() {
     );
     c.run(&["compare", "-s", "s.toml"])
         .refused(&["s.toml:2:", "control character U+001B"]);
+}
+
+#[test]
+fn msg_control_bytes_in_the_scenario_name_are_refused() {
+    let c = Case::new();
+    c.write("s.toml", "name = \"ok\\u0007\"\n");
+    c.run(&["compare", "-s", "s.toml"])
+        .refused(&["s.toml: name", "U+0007"]);
+}
+
+#[test]
+fn msg_a_name_over_64_bytes_is_refused() {
+    let c = Case::new();
+    c.write("s.toml", format!("name = \"{}\"\n", "n".repeat(65)));
+    c.run(&["compare", "-s", "s.toml"])
+        .refused(&["name", "at most 64 bytes", "65 bytes"]);
+}
+
+#[test]
+fn msg_control_bytes_in_a_path_are_escaped() {
+    let c = Case::new();
+    c.run(&["compare", "-s", "\x1b[2J.toml"])
+        .refused(&["\\u{1b}[2J.toml", "No such file"]);
 }
 
 #[test]
