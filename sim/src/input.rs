@@ -28,6 +28,27 @@ pub fn escape_controls(s: &str) -> String {
     out
 }
 
+/// The files a scenario file names (`[arrivals] trace` and `job_table`, relative to its folder),
+/// so that no output is written over one of them. Best effort: an unreadable scenario names
+/// none (its own error comes from the parser).
+pub fn files_named_by(scenario: &Path) -> Vec<PathBuf> {
+    let Ok(text) = read_scenario(scenario) else {
+        return Vec::new();
+    };
+    let Ok(table) = toml::from_str::<toml::Table>(&text) else {
+        return Vec::new();
+    };
+    let dir = scenario.parent().unwrap_or(Path::new(""));
+    let Some(arrivals) = table.get("arrivals").and_then(|a| a.as_table()) else {
+        return Vec::new();
+    };
+    ["trace", "job_table"]
+        .iter()
+        .filter_map(|k| arrivals.get(*k).and_then(|v| v.as_str()))
+        .map(|f| dir.join(f))
+        .collect()
+}
+
 /// Identity of a file: device and inode (two paths to one file, by links or `..`, compare
 /// equal).
 #[cfg(unix)]
@@ -195,6 +216,22 @@ mod tests {
         let e = o.add("--json", &s).unwrap_err();
         assert!(e.contains("--scenario"), "{e}");
         assert_eq!(std::fs::read_to_string(&s).unwrap(), "hours = 1.0\n");
+    }
+
+    #[test]
+    fn the_files_a_scenario_names_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = dir.path().join("s.toml");
+        std::fs::write(
+            &s,
+            "[arrivals]\ntrace = \"t.csv\"\nformat = \"alibaba\"\njob_table = \"j.csv\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            files_named_by(&s),
+            vec![dir.path().join("t.csv"), dir.path().join("j.csv")]
+        );
+        assert!(files_named_by(&dir.path().join("missing.toml")).is_empty());
     }
 
     #[test]

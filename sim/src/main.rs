@@ -243,18 +243,23 @@ fn parse_policy(s: &str) -> Result<PolicyKind> {
 
 /// The files a scenario reads (the scenario itself, its trace and job table): no output may
 /// be one of them.
-fn inputs_of<'a>(
-    path: &'a Option<PathBuf>,
-    sc: &'a Scenario,
-) -> Vec<(&'static str, &'a std::path::Path)> {
-    let mut v: Vec<(&str, &std::path::Path)> = Vec::new();
+fn inputs_of(path: &Option<PathBuf>) -> Vec<(&'static str, PathBuf)> {
+    let mut v = Vec::new();
     if let Some(p) = path {
-        v.push(("--scenario", p.as_path()));
-    }
-    if let eas_sim::scenario::Arrivals::Public(p) = &sc.arrivals {
-        v.push(("the trace", p.path.as_path()));
+        v.push(("--scenario", p.clone()));
+        for f in eas_sim::input::files_named_by(p) {
+            v.push(("the scenario's input", f));
+        }
     }
     v
+}
+
+/// [`Outputs`] that refuse the scenario's own files.
+fn outputs_for(path: &Option<PathBuf>) -> Outputs {
+    let inputs = inputs_of(path);
+    let refs: Vec<(&str, &std::path::Path)> =
+        inputs.iter().map(|(w, p)| (*w, p.as_path())).collect();
+    Outputs::new(&refs)
 }
 
 /// The checks that need the finished scenario (after the flags), and its warnings on stderr.
@@ -298,7 +303,7 @@ fn compare(a: CompareArgs) -> Result<()> {
     }
     check_scenario(&sc, sc.seeds, &policies)?;
     // Every output is opened before the first run: a bad path is found now, not after it.
-    let mut outs = Outputs::new(&inputs_of(&a.scenario, &sc));
+    let mut outs = outputs_for(&a.scenario);
     for (flag, p) in [
         ("--json", &a.json),
         ("--csv", &a.csv),
@@ -373,7 +378,7 @@ fn run(a: RunArgs) -> Result<()> {
     a.faults.apply(&mut sc)?;
     a.trace.apply(&mut sc)?;
     check_scenario(&sc, 1, &[policy])?;
-    let mut outs = Outputs::new(&inputs_of(&a.scenario, &sc));
+    let mut outs = outputs_for(&a.scenario);
     for (flag, p) in [("--json", &a.json), ("--plot-power", &a.plot_power)] {
         if let Some(p) = p {
             outs.add(flag, p).map_err(anyhow::Error::msg)?;
@@ -474,7 +479,7 @@ fn gen_trace(a: GenTraceArgs) -> Result<()> {
             a.format
         );
     }
-    let mut outs = Outputs::new(&inputs_of(&a.scenario, &sc));
+    let mut outs = outputs_for(&a.scenario);
     outs.add("--out", &a.out).map_err(anyhow::Error::msg)?;
     if let Some(p) = &a.job_table {
         outs.add("--job-table", p).map_err(anyhow::Error::msg)?;

@@ -730,6 +730,15 @@ fn out_on_the_scenario_file_is_refused_and_the_scenario_kept() {
 }
 
 #[test]
+fn out_on_the_scenario_trace_is_refused_and_the_trace_kept() {
+    let c = Case::new();
+    c.write("t.csv", format!("{TRACE_HEAD}0,resnet50,0,1,,60,\n"))
+        .write("s.toml", sim_trace_scenario("t.csv"));
+    c.run(&short(&["-s", "s.toml", "--json", "t.csv"]))
+        .refused(&["--json t.csv", "the scenario's input"]);
+}
+
+#[test]
 fn out_run_json_and_power_plot_on_one_path_are_refused() {
     let c = Case::new();
     c.run(&[
