@@ -127,6 +127,25 @@ impl<R: Read> RowLimit<R> {
         }
     }
 
+    /// The row grew past the limit at `buf[i]`: every byte of the chunk up to there belongs to
+    /// it (see `fill`); what follows is kept for after the row's line feed.
+    fn cut(&mut self, buf: &[u8], i: usize, n: usize) -> io::Error {
+        let mut rest = buf[i + 1..n].to_vec();
+        rest.append(&mut self.stash);
+        self.stash = rest;
+        let line = self.line;
+        self.in_row = 0;
+        self.quoted = false;
+        self.discarding = true;
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the row at line {line} is longer than {} bytes, the most a row may hold (no line end within {} bytes); the rest of the file is not read",
+                self.max, self.max
+            ),
+        )
+    }
+
     /// Next chunk, from the stash first; at most `max` bytes, so a row that goes over the
     /// limit in a chunk began in an earlier one.
     fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -164,37 +183,32 @@ impl<R: Read> Read for RowLimit<R> {
                     continue;
                 }
             }
-            for i in 0..n {
-                match buf[i] {
-                    b'"' => self.quoted = !self.quoted,
-                    b'\n' => {
-                        self.line += 1;
-                        if !self.quoted {
-                            self.in_row = 0;
-                            continue;
-                        }
+            // Only quotes and line feeds change the state: jump between them (memchr).
+            let mut pos = 0;
+            for p in memchr::memchr2_iter(b'"', b'\n', &buf[..n]).chain(std::iter::once(n)) {
+                let plain = p - pos;
+                if self.in_row + plain > self.max {
+                    return Err(self.cut(buf, pos + (self.max - self.in_row), n));
+                }
+                self.in_row += plain;
+                if p == n {
+                    break;
+                }
+                if buf[p] == b'"' {
+                    self.quoted = !self.quoted;
+                    self.in_row += 1;
+                } else {
+                    self.line += 1;
+                    if self.quoted {
+                        self.in_row += 1;
+                    } else {
+                        self.in_row = 0;
                     }
-                    _ => {}
                 }
-                self.in_row += 1;
                 if self.in_row > self.max {
-                    // Every byte of this chunk up to here belongs to the over-long row (see
-                    // `fill`); what follows is kept for after the row's line feed.
-                    let mut rest = buf[i + 1..n].to_vec();
-                    rest.append(&mut self.stash);
-                    self.stash = rest;
-                    let line = self.line;
-                    self.in_row = 0;
-                    self.quoted = false;
-                    self.discarding = true;
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "the row at line {line} is longer than {} bytes, the most a row may hold (no line end within {} bytes); the rest of the file is not read",
-                            self.max, self.max
-                        ),
-                    ));
+                    return Err(self.cut(buf, p, n));
                 }
+                pos = p + 1;
             }
             return Ok(n);
         }
