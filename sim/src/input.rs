@@ -65,7 +65,6 @@ fn identity(_meta: &std::fs::Metadata) -> Option<(u64, u64)> {
 /// One output file, opened (created if missing) before the work starts.
 #[derive(Debug)]
 struct Output {
-    flag: &'static str,
     path: PathBuf,
     created: bool,
     written: bool,
@@ -106,7 +105,6 @@ impl Outputs {
                     use std::os::unix::fs::FileTypeExt;
                     if ft.is_char_device() || ft.is_block_device() {
                         self.outs.push(Output {
-                            flag,
                             path: path.to_path_buf(),
                             created: false,
                             written: false,
@@ -133,7 +131,6 @@ impl Outputs {
             .map_err(|e| format!("{flag} {}: cannot create: {e}", path.display()))?;
         let id = file.metadata().ok().as_ref().and_then(identity);
         self.outs.push(Output {
-            flag,
             path: path.to_path_buf(),
             created: !existed,
             written: false,
@@ -157,14 +154,6 @@ impl Outputs {
                 o.written = true;
             }
         }
-    }
-
-    /// The flag `path` was given with, for messages.
-    pub fn flag_of(&self, path: &Path) -> &'static str {
-        self.outs
-            .iter()
-            .find(|o| o.path == path)
-            .map_or("output", |o| o.flag)
     }
 }
 
