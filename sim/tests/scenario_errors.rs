@@ -85,9 +85,19 @@ fn unknown_gpu_and_bad_numbers_are_located() {
         e.starts_with("bad.toml:2:") && e.contains("all-idle power (984 W)"),
         "{e}"
     );
-    let e = err("[[nodes]]\ngpu = \"H100\"\ncount = 12\ngpus_per_node = 8\n");
+    // The seed protocol's cap is Charon's: a cluster whose idle power is above it is refused
+    // only when Charon runs.
+    let big = parse_str(
+        "[[nodes]]\ngpu = \"H100\"\ncount = 12\ngpus_per_node = 8\n",
+        "big.toml",
+        None,
+    )
+    .unwrap();
+    use ea2p_core::policy::PolicyKind;
+    eas_sim::limits::check_cap_for(&big, &[PolicyKind::Fifo, PolicyKind::Pollux]).unwrap();
+    let e = eas_sim::limits::check_cap_for(&big, &[PolicyKind::Charon]).unwrap_err();
     assert!(
-        e.contains("seed protocol's power_cap_w") && e.contains("set [policy] power_cap_w"),
+        e.contains("charon") && e.contains("set [policy] power_cap_w"),
         "{e}"
     );
     let e = err("[policy]\nlimit_fractions = [1.0, 0.9, 0.5, 0.7]\n");
