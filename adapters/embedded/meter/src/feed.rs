@@ -23,6 +23,10 @@ use crate::sensor::{Fault, Reading};
 
 /// The core's reasons for a gap, by which the [`Report`] counts anomalies.
 pub use ea2p_core::format::GapReason;
+/// The records the session writes and the fold takes (their size sets the feed's).
+pub use ea2p_core::format::Record;
+/// How many records the session holds between polls.
+pub use ea2p_core::session::OUTPUT_CAPACITY;
 
 /// The meter's id in the session and the fold.
 pub const SOURCE: u16 = 0;

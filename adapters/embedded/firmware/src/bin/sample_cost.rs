@@ -152,10 +152,13 @@ fn main() -> ! {
     );
     let passed = ea2p_firmware::run(script);
     hprintln!(
-        "stack: deepest use {} bytes of {} (static RAM .data + .bss: {} bytes)",
+        "stack: deepest use {} bytes of {} (static RAM .data + .bss: {} bytes); on it: MeterFeed {} bytes, of which the session's 4-record output queue {} x {}",
         stack_used_bytes(),
         stack_size_bytes(),
-        static_ram_bytes()
+        static_ram_bytes(),
+        core::mem::size_of::<MeterFeed>(),
+        ea2p_meter::feed::OUTPUT_CAPACITY,
+        core::mem::size_of::<ea2p_meter::feed::Record>(),
     );
     let scale_ok = nop_ticks.abs_diff(2_500) <= 2 && passed;
     if !scale_ok {
