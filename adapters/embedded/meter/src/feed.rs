@@ -31,7 +31,7 @@ pub use ea2p_core::session::OUTPUT_CAPACITY;
 /// The meter's id in the session and the fold.
 pub const SOURCE: u16 = 0;
 
-/// Regions the firmware keeps open at once: it marks none, and one is the least heapless holds.
+/// Regions session and fold hold at once: the firmware marks none; one slot keeps them small.
 const REGIONS: usize = 1;
 
 /// The meter's own diagnosis of every reading that did not become a sample (the core knows them
