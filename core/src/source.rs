@@ -246,3 +246,5 @@ mod tests {
         assert!(!Component::Gpu.is_nested());
     }
 }
+
+impl core::error::Error for ReadError {}
