@@ -248,7 +248,8 @@ fn sysfs_power_limit_fifo_does_not_hang() {
 
 #[test]
 fn sysfs_perf_pmu_type_fifo_does_not_hang() {
-    let (tmp, _) = sysfs(|p| fs::write(p, "1000\n").unwrap());
+    // perf is tried where there is no powercap RAPL.
+    let tmp = tempfile::tempdir().unwrap();
     let pmu = tmp.path().join("bus/event_source/devices/power");
     fs::create_dir_all(&pmu).unwrap();
     mkfifo(&pmu.join("type"));
@@ -257,7 +258,7 @@ fn sysfs_perf_pmu_type_fifo_does_not_hang() {
 
 #[test]
 fn sysfs_perf_event_file_dev_zero_is_refused() {
-    let (tmp, _) = sysfs(|p| fs::write(p, "1000\n").unwrap());
+    let tmp = tempfile::tempdir().unwrap();
     let pmu = tmp.path().join("bus/event_source/devices/power");
     fs::create_dir_all(pmu.join("events")).unwrap();
     fs::write(pmu.join("type"), "23\n").unwrap();
@@ -314,9 +315,17 @@ fn sources_proc(proc_root: &Path) -> Outcome {
 }
 
 #[test]
-fn procfs_stat_dev_zero_is_refused() {
+fn procfs_stat_dev_zero_in_run_is_a_counted_read_error() {
     let p = procfs("stat", dev_zero);
-    sources_proc(p.path()).expect(0, "stat: is a character device");
+    let empty = tempfile::tempdir().unwrap();
+    let mut c = ea2p();
+    c.arg("--sysfs-root")
+        .arg(empty.path())
+        .arg("--procfs-root")
+        .arg(p.path())
+        .args(["run", "--allow-root", "--devices", "ram", "--", "sleep", "1.1"]);
+    // The RAM model reads /proc/stat each second: each refused read is a gap, counted.
+    run_ea2p(c, QUICK).expect(0, "readings not used, marked as gaps");
 }
 
 #[test]
@@ -844,8 +853,11 @@ fn malformed_region_lines_are_noted_with_their_line() {
 
 fn refused(flags: &[&str], message: &str) {
     let tmp = tempfile::tempdir().unwrap();
-    let flags: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_ref()).collect();
-    let c = run_cmd(tmp.path(), &flags, "touch ran");
+    let mut c = ea2p();
+    c.current_dir(tmp.path())
+        .args(["run", "--allow-root"])
+        .args(flags)
+        .args(["--", "sh", "-c", "touch ran"]);
     run_ea2p(c, QUICK).expect(2, message);
     assert!(!tmp.path().join("ran").exists(), "the command ran");
 }
