@@ -323,7 +323,15 @@ fn procfs_stat_dev_zero_in_run_is_a_counted_read_error() {
         .arg(empty.path())
         .arg("--procfs-root")
         .arg(p.path())
-        .args(["run", "--allow-root", "--devices", "ram", "--", "sleep", "1.1"]);
+        .args([
+            "run",
+            "--allow-root",
+            "--devices",
+            "ram",
+            "--",
+            "sleep",
+            "1.1",
+        ]);
     // The RAM model reads /proc/stat each second: each refused read is a gap, counted.
     run_ea2p(c, QUICK).expect(0, "readings not used, marked as gaps");
 }

@@ -162,6 +162,8 @@ struct Pipeline {
     waited: Vec<(u32, RunRegion)>,
     waiting: BTreeSet<u32>,
     notes: Vec<String>,
+    /// Records the fold could not take whole, by message, with their count.
+    fold_errors: std::collections::BTreeMap<String, u64>,
 }
 
 impl Pipeline {
@@ -170,9 +172,7 @@ impl Pipeline {
         while let Some(r) = self.session.poll_record() {
             self.recorder.put(&r);
             if let Err(e) = self.fold.handle(&r) {
-                if self.notes.len() < 10 {
-                    self.notes.push(e.to_string());
-                }
+                *self.fold_errors.entry(e.to_string()).or_default() += 1;
             }
             while let Some(reg) = self.fold.poll_region() {
                 self.regions.push(&reg);
@@ -463,6 +463,7 @@ impl Monitor {
             waited: Vec::new(),
             waiting: BTreeSet::new(),
             notes: Vec::new(),
+            fold_errors: Default::default(),
         };
         let (mut infos, mut ids) = (Vec::new(), Vec::new());
         let (mut fast, mut slow) = (Vec::new(), Vec::new());
@@ -624,6 +625,11 @@ impl Monitor {
             exit.as_ref().map(exit_code),
         );
         summary.notes = std::mem::take(&mut p.notes);
+        for (what, n) in std::mem::take(&mut p.fold_errors) {
+            summary.notes.push(format!(
+                "{n} records not taken whole: {what} (counted, not measured)"
+            ));
+        }
         drop(p);
         for (c, info) in summary.components.iter_mut().zip(&self.inner.infos) {
             if info.component != Component::Gpu {
