@@ -712,32 +712,6 @@ impl<'b> FrameSplitter<'b> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cobs_round_trips_long_runs() {
-        let mut src = [0u8; 600];
-        for (i, b) in src.iter_mut().enumerate() {
-            *b = if i % 300 == 7 { 0 } else { (i % 251) as u8 + 1 };
-        }
-        let mut enc = [0u8; 700];
-        let n = cobs_encode(&src, &mut enc).unwrap();
-        assert!(n <= cobs_max_len(src.len()));
-        assert!(!enc[..n].contains(&0));
-        let mut dec = [0u8; 600];
-        assert_eq!(cobs_decode(&enc[..n], &mut dec), Some(600));
-        assert_eq!(dec, src);
-    }
-
-    #[test]
-    fn bad_cobs_code_is_reported() {
-        // Code byte 5 promises 4 bytes, only 2 follow.
-        assert_eq!(decode_frame(&[5, 1, 2]), Err(SkipReason::BadCobs));
-    }
-}
-
 impl core::fmt::Display for ProbeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -781,5 +755,31 @@ impl core::fmt::Display for SkipReason {
             SkipReason::Oversize => "a frame longer than any record",
             SkipReason::TruncatedTail => "the file ends inside a record (cut short)",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cobs_round_trips_long_runs() {
+        let mut src = [0u8; 600];
+        for (i, b) in src.iter_mut().enumerate() {
+            *b = if i % 300 == 7 { 0 } else { (i % 251) as u8 + 1 };
+        }
+        let mut enc = [0u8; 700];
+        let n = cobs_encode(&src, &mut enc).unwrap();
+        assert!(n <= cobs_max_len(src.len()));
+        assert!(!enc[..n].contains(&0));
+        let mut dec = [0u8; 600];
+        assert_eq!(cobs_decode(&enc[..n], &mut dec), Some(600));
+        assert_eq!(dec, src);
+    }
+
+    #[test]
+    fn bad_cobs_code_is_reported() {
+        // Code byte 5 promises 4 bytes, only 2 follow.
+        assert_eq!(decode_frame(&[5, 1, 2]), Err(SkipReason::BadCobs));
     }
 }

@@ -204,6 +204,8 @@ pub trait Source {
     fn read(&mut self, now: Nanos) -> Result<RawReading, ReadError>;
 }
 
+impl core::error::Error for ReadError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +248,3 @@ mod tests {
         assert!(!Component::Gpu.is_nested());
     }
 }
-
-impl core::error::Error for ReadError {}

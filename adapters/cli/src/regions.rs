@@ -182,11 +182,7 @@ pub fn read_lines(
             notes.push(text);
         }
     };
-    loop {
-        let whole = match next_line(&mut input, &mut line) {
-            Ok(Some(w)) => w,
-            Ok(None) | Err(_) => break,
-        };
+    while let Ok(Some(whole)) = next_line(&mut input, &mut line) {
         n += 1;
         if !whole {
             note(
@@ -214,7 +210,6 @@ pub fn read_lines(
             note(&mut notes, format!("{ENV_VAR}: line {n} ignored: {e}"));
         }
     }
-    drop(note);
     if problems > notes.len() as u64 {
         notes.push(format!(
             "{ENV_VAR}: {} more lines ignored",
