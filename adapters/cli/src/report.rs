@@ -146,7 +146,7 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
     let mut lost = Lost::default();
     let mut last_t_any: Nanos = 0;
     let mut pending_skip: Option<Nanos> = None;
-    let mut fold_notes: Vec<String> = Vec::new();
+    let mut fold_errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut records = 0u64;
     let mut headers = 0u64;
 
@@ -197,9 +197,7 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
                         }
                     }
                     if let Err(e) = fold.handle(&record) {
-                        if fold_notes.len() < 10 {
-                            fold_notes.push(e.to_string());
-                        }
+                        *fold_errors.entry(e.to_string()).or_default() += 1;
                     }
                     while let Some(reg) = fold.poll_region() {
                         regions.push(&reg);
@@ -264,6 +262,10 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
         ea2p_core::metrics::DEFAULT_CARBON_INTENSITY_G_PER_KWH,
         exit_code,
     );
+    let mut summary = summary;
+    summary
+        .notes
+        .extend(crate::summary::fold_error_notes(fold_errors));
     let report = ProfileReport {
         file: file.to_path_buf(),
         bytes,

@@ -985,3 +985,31 @@ fn estimate_utilization_nan_refused() {
     ]);
     run_ea2p(c, QUICK).expect(2, "--utilization");
 }
+
+#[test]
+fn regions_beyond_capacity_are_counted_the_same_live_and_in_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("s.json");
+    let p = tmp.path().join("p.ea2p");
+    let c = run_cmd(
+        tmp.path(),
+        &[
+            "-o".as_ref(),
+            p.as_os_str(),
+            "--json".as_ref(),
+            json.as_os_str(),
+        ],
+        "awk 'BEGIN { for (i = 0; i < 20000; i++) printf \"begin r%d\\nend r%d\\n\", i, i }' \
+         > \"$EA2P_REGIONS\"",
+    );
+    run_ea2p(c, Duration::from_secs(60)).expect(0, "more regions");
+    let rjson = tmp.path().join("r.json");
+    report(&[p.as_os_str(), "--json".as_ref(), rjson.as_os_str()]).expect(0, "more regions");
+    let live: serde_json::Value = serde_json::from_slice(&fs::read(&json).unwrap()).unwrap();
+    let replay: serde_json::Value = serde_json::from_slice(&fs::read(&rjson).unwrap()).unwrap();
+    assert_eq!(
+        live["notes"], replay["notes"],
+        "live {live}\nreplay {replay}"
+    );
+    assert_eq!(live["regions_not_listed"], replay["regions_not_listed"]);
+}

@@ -625,11 +625,10 @@ impl Monitor {
             exit.as_ref().map(exit_code),
         );
         summary.notes = std::mem::take(&mut p.notes);
-        for (what, n) in std::mem::take(&mut p.fold_errors) {
-            summary.notes.push(format!(
-                "{n} records not taken whole: {what} (counted, not measured)"
-            ));
-        }
+        let errors = std::mem::take(&mut p.fold_errors);
+        summary
+            .notes
+            .extend(crate::summary::fold_error_notes(errors));
         drop(p);
         for (c, info) in summary.components.iter_mut().zip(&self.inner.infos) {
             if info.component != Component::Gpu {

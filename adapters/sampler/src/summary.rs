@@ -370,6 +370,14 @@ impl Summary {
     }
 }
 
+/// The notes for records the fold could not take whole (by message, with their count): the same
+/// words in `ea2p run` and in `ea2p report`.
+pub fn fold_error_notes(errors: BTreeMap<String, u64>) -> impl Iterator<Item = String> {
+    errors
+        .into_iter()
+        .map(|(what, n)| format!("{n} records not taken whole: {what} (counted, not measured)"))
+}
+
 /// `s` with what a terminal would interpret (control characters: escape sequences, carriage
 /// returns, backspaces; bidirectional overrides) written as `\u{..}` escapes; other text as is.
 pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
