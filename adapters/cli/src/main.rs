@@ -317,6 +317,7 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         outputs.push(("--csv", c));
     }
     ea2p::outputs::check_distinct(&[], &outputs)?;
+    ea2p::outputs::check_directories(&outputs)?;
     let json = open_summary(args.json.as_deref())?;
     // --csv is written from the profile at the end; created now, so that a refused path is
     // known before the run (closed again just before it is written: it is locked while open).

@@ -64,6 +64,28 @@ pub fn check_distinct(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> an
     Ok(())
 }
 
+/// Refuses an output whose directory does not exist, before any output is created: one bad path
+/// among several then leaves no empty file behind.
+pub fn check_directories(outputs: &[(&str, &Path)]) -> anyhow::Result<()> {
+    for &(flag, path) in outputs {
+        if path.exists() {
+            continue;
+        }
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "cannot create {} ({flag}): the directory {} does not exist",
+                path.display(),
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +104,8 @@ mod tests {
         assert!(check_distinct(&[], &[("-o", &a), ("--csv", &link)]).is_err());
         assert!(check_distinct(&[("profile", &a)], &[("--json", &link)]).is_err());
         assert!(check_distinct(&[], &[("-o", &a), ("--csv", &dir.path().join("b"))]).is_ok());
+        assert!(check_directories(&[("--json", &dir.path().join("nope/x"))]).is_err());
+        assert!(check_directories(&[("--json", &dir.path().join("x"))]).is_ok());
         let null = Path::new("/dev/null");
         assert!(check_distinct(&[], &[("--json", null), ("--csv", null)]).is_ok());
     }

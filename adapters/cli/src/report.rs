@@ -105,6 +105,7 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
         .filter_map(|&(f, p)| p.map(|p| (f, p)))
         .collect();
     crate::outputs::check_distinct(&[("profile", file)], &outputs)?;
+    crate::outputs::check_directories(&outputs)?;
     // Never blocks (a FIFO is refused, not waited on); a directory or a device is refused too.
     let mut f = ea2p_linux::bounded::open_regular(file)
         .with_context(|| format!("cannot read {}", file.display()))?;

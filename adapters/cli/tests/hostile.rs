@@ -484,15 +484,19 @@ fn report_csv_and_json_on_one_path_are_refused() {
 }
 
 #[test]
-fn report_plot_into_a_missing_directory_fails_before_reading() {
+fn report_plot_into_a_missing_directory_fails_before_any_output() {
     let tmp = tempfile::tempdir().unwrap();
     let a = profile(tmp.path(), "a.ea2p", "true");
+    let json = tmp.path().join("r.json");
     report(&[
         a.as_os_str(),
+        "--json".as_ref(),
+        json.as_os_str(),
         "--plot".as_ref(),
         "/nonexistent/dir/p.svg".as_ref(),
     ])
-    .expect(2, "cannot create /nonexistent/dir/p.svg");
+    .expect(2, "cannot create /nonexistent/dir/p.svg (--plot)");
+    assert!(!json.exists(), "an empty --json was left behind");
 }
 
 #[test]
@@ -598,7 +602,7 @@ fn run_csv_into_a_missing_directory_refused_before_the_command() {
         &["--csv".as_ref(), "/nonexistent/t.csv".as_ref()],
         "touch ran",
     );
-    run_ea2p(c, QUICK).expect(2, "cannot create the timeline /nonexistent/t.csv");
+    run_ea2p(c, QUICK).expect(2, "cannot create /nonexistent/t.csv (--csv)");
     assert!(!tmp.path().join("ran").exists(), "the command ran");
 }
 
