@@ -349,7 +349,8 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
             None
         }
     };
-    let mut child = spawn(args, regions.as_ref())?;
+    let mut child = Reaped(Some(spawn(args, regions.as_ref())?));
+    let child = child.0.as_mut().expect("just spawned");
     monitor.set_pid(child.id());
     for n in monitor.notes() {
         eprintln!("ea2p: {n}");
@@ -415,6 +416,22 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     }
     let code = summary.exit_code.unwrap_or(0);
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// The command, ended and reaped if ea2p leaves `run` early (an error, a panic): the command
+/// is never left running unmeasured behind an ea2p that is gone.
+struct Reaped(Option<Child>);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            if matches!(c.try_wait(), Ok(None)) {
+                // SAFETY: kill with the pid of our own, not yet reaped, child.
+                unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+                let _ = c.wait();
+            }
+        }
+    }
 }
 
 /// The exporter's address, labels, interval and token (read and checked now), with its warnings
