@@ -76,8 +76,15 @@ pub fn check_directories(outputs: &[(&str, &Path)]) -> anyhow::Result<()> {
             _ => Path::new("."),
         };
         if !dir.is_dir() {
+            let what = match flag {
+                "-o" => "the profile ",
+                "--json" => "the summary ",
+                "--csv" => "the timeline ",
+                "--plot" => "the plot ",
+                _ => "",
+            };
             anyhow::bail!(
-                "cannot create {} ({flag}): the directory {} does not exist",
+                "cannot create {what}{} ({flag}): the directory {} does not exist",
                 path.display(),
                 dir.display()
             );

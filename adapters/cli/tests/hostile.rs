@@ -495,7 +495,7 @@ fn report_plot_into_a_missing_directory_fails_before_any_output() {
         "--plot".as_ref(),
         "/nonexistent/dir/p.svg".as_ref(),
     ])
-    .expect(2, "cannot create /nonexistent/dir/p.svg (--plot)");
+    .expect(2, "cannot create the plot /nonexistent/dir/p.svg (--plot)");
     assert!(!json.exists(), "an empty --json was left behind");
 }
 
@@ -602,7 +602,7 @@ fn run_csv_into_a_missing_directory_refused_before_the_command() {
         &["--csv".as_ref(), "/nonexistent/t.csv".as_ref()],
         "touch ran",
     );
-    run_ea2p(c, QUICK).expect(2, "cannot create /nonexistent/t.csv (--csv)");
+    run_ea2p(c, QUICK).expect(2, "cannot create the timeline /nonexistent/t.csv (--csv)");
     assert!(!tmp.path().join("ran").exists(), "the command ran");
 }
 
