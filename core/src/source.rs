@@ -208,6 +208,8 @@ pub trait Source {
     fn read(&mut self, now: Nanos) -> Result<RawReading, ReadError>;
 }
 
+impl core::error::Error for ReadError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

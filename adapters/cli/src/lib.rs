@@ -18,9 +18,11 @@
 pub mod estimate_cmd;
 pub mod launcher;
 pub mod merge;
+pub mod outputs;
 pub mod prometheus;
 pub mod regions;
 pub mod report;
+pub mod values;
 
 // The sampler is its own crate (the Python module uses it without the CLI); re-exported so
 // `ea2p::Monitor`, `ea2p::monitor::...` and `ea2p::summary::...` keep working.

@@ -22,7 +22,7 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use ea2p_core::source::{
@@ -75,10 +75,12 @@ pub enum AttrError {
         path: String,
     },
     /// A FIFO, a device, a socket or a directory where a sysfs attribute should be.
-    #[error("{path}: not a regular file (a sysfs attribute is one); refused")]
+    #[error("{path}: {what} (a sysfs attribute is a regular file); refused")]
     NotRegular {
         /// The attribute.
         path: String,
+        /// What it is instead, in words (`is a FIFO (named pipe), expected a regular file`).
+        what: String,
     },
     /// More than [`ATTR_MAX_BYTES`] bytes.
     #[error("{path}: longer than {ATTR_MAX_BYTES} bytes; a hwmon attribute is one value")]
@@ -138,21 +140,16 @@ impl From<&AttrError> for ReadError {
     }
 }
 
-/// Opens an attribute without ever blocking (`O_NONBLOCK`: a FIFO opens at once) and refuses
-/// anything that is not a regular file.
+/// Opens an attribute without ever blocking and refuses anything that is not a regular file: the
+/// one opener of [`crate::bounded`], so hwmon, powercap and procfs refuse the same things.
 fn open_attr(path: &Path) -> Result<fs::File, AttrError> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| AttrError::from_io(path, &e))?;
-    let meta = file.metadata().map_err(|e| AttrError::from_io(path, &e))?;
-    if !meta.is_file() {
-        return Err(AttrError::NotRegular {
+    crate::bounded::open_regular(path).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidInput => AttrError::NotRegular {
             path: path.display().to_string(),
-        });
-    }
-    Ok(file)
+            what: e.to_string(),
+        },
+        _ => AttrError::from_io(path, &e),
+    })
 }
 
 /// Reads an open attribute from offset 0 (sysfs regenerates the value on each such read), at

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod bounded;
 pub mod hwmon;
 pub mod perf;
 pub mod procfs;

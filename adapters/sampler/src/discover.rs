@@ -269,7 +269,11 @@ pub const RAM_MODEL_PERIOD_S: f64 = 1.0;
 /// cpuinfo lists none). The packages (`physical id`s) count only on bare metal: in a VM (the
 /// `hypervisor` flag) they are virtual. `ea2p estimate cpu` goes through [`cpu_tdp::choose`] too.
 pub fn cpu_choice(options: &DiscoverOptions) -> (cpu_tdp::CpuChoice, u32) {
-    let text = std::fs::read_to_string(options.procfs_root.join("cpuinfo")).unwrap_or_default();
+    let text = ea2p_linux::bounded::read_to_string(
+        &options.procfs_root.join("cpuinfo"),
+        ea2p_linux::bounded::PROC_FILE_MAX,
+    )
+    .unwrap_or_default();
     let (model, packages) = cpu_tdp::parse_cpuinfo(&text);
     let packages = (!text.is_empty() && !cpu_tdp::is_virtual(&text))
         .then_some(packages.clamp(1, cpu_tdp::MAX_PACKAGES));
@@ -484,7 +488,10 @@ fn describe_data(info: &SourceInfo) -> SourceDescription {
 
 /// Reads `/proc/cpuinfo` and the kernel's hostname/release for the profile header.
 pub fn host_info(proc_root: &Path) -> ea2p_core::format::HostInfo {
-    let read = |p: &str| std::fs::read_to_string(proc_root.join(p)).unwrap_or_default();
+    let read = |p: &str| {
+        ea2p_linux::bounded::read_to_string(&proc_root.join(p), ea2p_linux::bounded::PROC_FILE_MAX)
+            .unwrap_or_default()
+    };
     let (cpu_model, _) = cpu_tdp::parse_cpuinfo(&read("cpuinfo"));
     ea2p_core::format::HostInfo {
         hostname: truncated(read("sys/kernel/hostname").trim()),

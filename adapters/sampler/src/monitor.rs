@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ea2p_core::format::{
     self, encode, ExitStatus, Header, MarkerKind, Record, SourceTotal, MAX_FRAME_LEN,
+    REGION_NAME_LEN,
 };
 use ea2p_core::metrics::{edp, DEFAULT_CARBON_INTENSITY_G_PER_KWH};
 use ea2p_core::session::{MarkerError, Session};
@@ -161,6 +162,8 @@ struct Pipeline {
     waited: Vec<(u32, RunRegion)>,
     waiting: BTreeSet<u32>,
     notes: Vec<String>,
+    /// Records the fold could not take whole, by message, with their count.
+    fold_errors: std::collections::BTreeMap<String, u64>,
 }
 
 impl Pipeline {
@@ -169,9 +172,7 @@ impl Pipeline {
         while let Some(r) = self.session.poll_record() {
             self.recorder.put(&r);
             if let Err(e) = self.fold.handle(&r) {
-                if self.notes.len() < 10 {
-                    self.notes.push(e.to_string());
-                }
+                *self.fold_errors.entry(e.to_string()).or_default() += 1;
             }
             while let Some(reg) = self.fold.poll_region() {
                 self.regions.push(&reg);
@@ -222,7 +223,8 @@ impl Inner {
             .collect()
     }
 
-    fn marker(&self, kind: MarkerKind, name: &str) -> Result<u32, RegionError> {
+    /// One region boundary; `wait`: an end whose caller waits for its measurement.
+    fn marker(&self, kind: MarkerKind, name: &str, wait: bool) -> Result<u32, RegionError> {
         let mut p = lock(&self.pipe);
         let t = self.now();
         let r = p.session.handle_marker(t, kind, name);
@@ -241,8 +243,18 @@ impl Inner {
             }
             MarkerError::TooManyOpen => RegionError::TooManyOpen(name.to_string()),
         })?;
-        if kind == MarkerKind::End {
+        if kind == MarkerKind::End && wait {
             p.waiting.insert(id);
+        }
+        if kind == MarkerKind::Begin && name.len() > REGION_NAME_LEN && p.notes.len() < 10 {
+            let cut = ea2p_core::source::truncated::<REGION_NAME_LEN>(name);
+            let note = format!(
+                "region name of {} bytes cut to {REGION_NAME_LEN} (the same in the summary and \
+                 the profile): {:?}",
+                name.len(),
+                cut.as_str()
+            );
+            p.notes.push(note);
         }
         p.pump();
         p.recorder.flush();
@@ -250,11 +262,11 @@ impl Inner {
     }
 
     fn begin(&self, name: &str) -> Result<(), RegionError> {
-        self.marker(MarkerKind::Begin, name).map(|_| ())
+        self.marker(MarkerKind::Begin, name, false).map(|_| ())
     }
 
     fn end(&self, name: &str) -> Result<Measurement, RegionError> {
-        let id = self.marker(MarkerKind::End, name)?;
+        let id = self.marker(MarkerKind::End, name, true)?;
         // The end is placed by the first reading of every source after it: ask for them now.
         self.read_now.fetch_add(1, Ordering::Relaxed);
         for t in lock(&self.lanes).iter() {
@@ -324,6 +336,13 @@ impl MonitorHandle {
     /// Closes region `name` now and returns its energy.
     pub fn end(&self, name: &str) -> Result<Measurement, RegionError> {
         self.inner.end(name)
+    }
+
+    /// Closes region `name` now without waiting for its measurement (it is in the summary and
+    /// the profile): a marker costs one lock and one write, so a program may mark 100,000
+    /// regions without being slowed by the sampler (the `EA2P_REGIONS` reader uses this).
+    pub fn end_now(&self, name: &str) -> Result<(), RegionError> {
+        self.inner.marker(MarkerKind::End, name, false).map(|_| ())
     }
 
     /// Energy of every component from the start up to its latest reading (the session's live
@@ -444,6 +463,7 @@ impl Monitor {
             waited: Vec::new(),
             waiting: BTreeSet::new(),
             notes: Vec::new(),
+            fold_errors: Default::default(),
         };
         let (mut infos, mut ids) = (Vec::new(), Vec::new());
         let (mut fast, mut slow) = (Vec::new(), Vec::new());
@@ -604,6 +624,11 @@ impl Monitor {
             self.options.carbon_intensity,
             exit.as_ref().map(exit_code),
         );
+        summary.notes = std::mem::take(&mut p.notes);
+        let errors = std::mem::take(&mut p.fold_errors);
+        summary
+            .notes
+            .extend(crate::summary::fold_error_notes(errors));
         drop(p);
         for (c, info) in summary.components.iter_mut().zip(&self.inner.infos) {
             if info.component != Component::Gpu {
@@ -811,7 +836,7 @@ impl Recorder {
         let n = match encode(record, &mut self.buf) {
             Ok(n) => n,
             Err(e) => {
-                self.failed = Some(format!("a record could not be encoded: {e:?}"));
+                self.failed = Some(format!("a record could not be encoded: {e}"));
                 return;
             }
         };
