@@ -774,8 +774,16 @@ mod tests {
         let (ok, bad) = sources(&found);
         assert_eq!(ok.len(), 1, "{bad:?}");
         let msgs: Vec<String> = bad.iter().map(|e| e.to_string()).collect();
-        assert!(msgs[0].contains("power2_input") && msgs[0].contains("not a regular file"));
-        assert!(msgs[1].contains("power3_input") && msgs[1].contains("not a regular file"));
+        assert!(
+            msgs[0].contains("power2_input") && msgs[0].contains("is a FIFO"),
+            "{}",
+            msgs[0]
+        );
+        assert!(
+            msgs[1].contains("power3_input") && msgs[1].contains("is a directory"),
+            "{}",
+            msgs[1]
+        );
         assert!(msgs[2].contains("power4_input") && msgs[2].contains("longer than 64"));
         assert!(msgs[3].contains("expected micro-watts, found \"NaN\""));
         assert!(msgs[4].contains("found \"-5\""));
