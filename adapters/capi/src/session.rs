@@ -1010,3 +1010,199 @@ pub unsafe extern "C" fn ea2p_gap_reason_name(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::ptr::{null, null_mut};
+
+    const MS: u64 = 1_000_000;
+
+    fn spec(name: &CStr) -> Ea2pSourceSpec {
+        Ea2pSourceSpec {
+            component: Ea2pComponent::CpuPackage as u32,
+            index: 0,
+            name: name.as_ptr(),
+            max_power_w: 0.0,
+            update_period_ns: 0,
+            estimated: false,
+        }
+    }
+
+    fn new_session() -> *mut Ea2pSession {
+        let mut s = null_mut();
+        // SAFETY: a valid out pointer.
+        assert_eq!(unsafe { ea2p_session_new(0, &mut s) }, Ea2pStatus::Ok);
+        s
+    }
+
+    unsafe extern "C" fn refuse(_: *mut c_void, _: *const u8, _: usize) -> i32 {
+        1
+    }
+
+    #[test]
+    fn a_failing_sink_is_reported_and_the_fold_still_counts() {
+        let s = new_session();
+        let info = Ea2pProfileInfo {
+            start_unix_ns: 0,
+            monotonic_origin_ns: 0,
+            interval_ns: 0,
+            hostname: null(),
+            command: null(),
+        };
+        // SAFETY: `s` is live; pointers valid; freed at the end.
+        unsafe {
+            assert_eq!(
+                ea2p_session_set_sink(s, &info, Some(refuse), null_mut()),
+                Ea2pStatus::SinkFailed
+            );
+            let sp = spec(c"pkg");
+            assert_eq!(
+                ea2p_session_add_counter(s, 3, &sp, 1e-6, 0),
+                Ea2pStatus::SinkFailed
+            );
+            assert_eq!(ea2p_session_reading(s, 3, 0, 0), Ea2pStatus::SinkFailed);
+            assert_eq!(
+                ea2p_session_reading(s, 3, 10 * MS, 100_000),
+                Ea2pStatus::SinkFailed
+            );
+            let mut m = core::mem::MaybeUninit::uninit();
+            assert_eq!(ea2p_session_source(s, 3, m.as_mut_ptr()), Ea2pStatus::Ok);
+            let m = m.assume_init();
+            assert!((m.energy_j - 0.1).abs() < 1e-12, "{}", m.energy_j);
+            assert_eq!(m.samples, 2);
+            ea2p_session_free(s);
+        }
+    }
+
+    #[test]
+    fn an_open_region_is_provisional_until_a_reading_after_its_end() {
+        let s = new_session();
+        // SAFETY: `s` is live; pointers valid; freed at the end.
+        unsafe {
+            let sp = spec(c"pkg");
+            assert_eq!(ea2p_session_add_counter(s, 0, &sp, 1e-6, 0), Ea2pStatus::Ok);
+            assert_eq!(ea2p_session_reading(s, 0, 0, 0), Ea2pStatus::Ok);
+            let mut id = u32::MAX;
+            assert_eq!(
+                ea2p_session_begin(s, 5 * MS, c"r".as_ptr(), &mut id),
+                Ea2pStatus::Ok
+            );
+            assert_eq!(ea2p_session_reading(s, 0, 10 * MS, 100_000), Ea2pStatus::Ok);
+            assert_eq!(
+                ea2p_session_end(s, 15 * MS, c"r".as_ptr(), null_mut()),
+                Ea2pStatus::Ok
+            );
+            let mut r = core::mem::MaybeUninit::uninit();
+            assert_eq!(ea2p_session_region(s, id, r.as_mut_ptr()), Ea2pStatus::Ok);
+            assert!(!r.assume_init().complete);
+            assert_eq!(ea2p_session_reading(s, 0, 20 * MS, 200_000), Ea2pStatus::Ok);
+            assert_eq!(ea2p_session_region(s, id, r.as_mut_ptr()), Ea2pStatus::Ok);
+            let r = r.assume_init();
+            assert!(r.complete);
+            // 10 W throughout: 10 ms of it.
+            assert!((r.total_j - 0.1).abs() < 1e-12, "{}", r.total_j);
+            assert_eq!((r.begin_t_ns, r.end_t_ns), (5 * MS, 15 * MS));
+            ea2p_session_free(s);
+        }
+    }
+
+    #[test]
+    fn every_getter_and_handle_refuses_null() {
+        let mut j = 0.0;
+        let mut n = 0u64;
+        // SAFETY: null handles are refused before any use.
+        unsafe {
+            assert_eq!(ea2p_session_new(0, null_mut()), Ea2pStatus::NullPointer);
+            assert_eq!(
+                ea2p_session_add_counter(null_mut(), 0, null(), 1e-6, 0),
+                Ea2pStatus::NullPointer
+            );
+            assert_eq!(
+                ea2p_session_add_power(null_mut(), 0, null()),
+                Ea2pStatus::NullPointer
+            );
+            assert_eq!(
+                ea2p_session_power_reading(null_mut(), 0, 0, 0),
+                Ea2pStatus::NullPointer
+            );
+            assert_eq!(
+                ea2p_session_read_error(null_mut(), 0, 0, 0),
+                Ea2pStatus::NullPointer
+            );
+            assert_eq!(ea2p_session_finish(null_mut(), 0), Ea2pStatus::NullPointer);
+            assert_eq!(
+                ea2p_session_region_energy(null(), 0, 0, &mut j),
+                Ea2pStatus::NullPointer
+            );
+            assert_eq!(
+                ea2p_session_regions_dropped(null(), &mut n),
+                Ea2pStatus::NullPointer
+            );
+            assert_eq!(
+                ea2p_session_set_sink(null_mut(), null(), None, null_mut()),
+                Ea2pStatus::NullPointer
+            );
+            assert_eq!(
+                ea2p_gap_reason_name(0, null_mut(), 32),
+                Ea2pStatus::NullPointer
+            );
+            let s = new_session();
+            assert_eq!(
+                ea2p_session_add_power(s, 0, null()),
+                Ea2pStatus::NullPointer
+            );
+            let mut sp = spec(c"x");
+            sp.name = null();
+            assert_eq!(ea2p_session_add_power(s, 0, &sp), Ea2pStatus::NullPointer);
+            sp.name = c"x".as_ptr();
+            sp.max_power_w = f64::INFINITY;
+            assert_eq!(
+                ea2p_session_add_power(s, 0, &sp),
+                Ea2pStatus::InvalidArgument
+            );
+            sp.max_power_w = -1.0;
+            assert_eq!(
+                ea2p_session_add_power(s, 0, &sp),
+                Ea2pStatus::InvalidArgument
+            );
+            sp.max_power_w = 0.0;
+            assert_eq!(
+                ea2p_session_add_counter(s, 0, &sp, 0.0, 0),
+                Ea2pStatus::InvalidArgument
+            );
+            assert_eq!(
+                ea2p_session_set_sink(s, null(), None, null_mut()),
+                Ea2pStatus::NullPointer
+            );
+            ea2p_session_free(s);
+        }
+    }
+
+    #[test]
+    fn gap_reason_names_are_the_cores() {
+        for (i, r) in GapReason::ALL.iter().enumerate() {
+            let mut buf = [0 as c_char; 32];
+            // SAFETY: a 32-byte buffer.
+            let st = unsafe { ea2p_gap_reason_name(i as u32, buf.as_mut_ptr(), buf.len()) };
+            assert_eq!(st, Ea2pStatus::Ok);
+            // SAFETY: NUL-terminated on success.
+            let got = unsafe { CStr::from_ptr(buf.as_ptr()) };
+            assert_eq!(got.to_str().unwrap(), r.as_str());
+        }
+    }
+
+    #[test]
+    fn too_many_sources_is_a_status() {
+        let s = new_session();
+        // SAFETY: `s` is live; freed at the end.
+        unsafe {
+            let sp = spec(c"p");
+            for id in 0..EA2P_SESSION_SOURCES as u16 {
+                assert_eq!(ea2p_session_add_power(s, id, &sp), Ea2pStatus::Ok);
+            }
+            assert_eq!(ea2p_session_add_power(s, 999, &sp), Ea2pStatus::TooMany);
+            ea2p_session_free(s);
+        }
+    }
+}

@@ -7,18 +7,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ea2p_core::counter::{CounterEvent, CounterSpec, EnergyCounter};
+use ea2p_core::estimate::{CpuModel, DramGeneration, RamActivity, RamModel};
 use ea2p_core::fold::{Fold, RegionEnergy};
 use ea2p_core::format::{probe, Decoder, ExitStatus, MarkerKind, Record};
-use ea2p_core::session::Session;
-use ea2p_core::source::{
-    truncated, Component, Provenance, Quantity, RawReading, ReadErrorKind, SourceInfo,
-};
-use ea2p_core::estimate::{CpuModel, DramGeneration, RamActivity, RamModel};
 use ea2p_core::integrate::{window_energy, EnergyTrack, SeriesKind};
 use ea2p_core::jobmodel::{evaluate, Config, GpuSpec, ModelProfile, PerfParams, StatEff, StepTime};
 use ea2p_core::metrics;
 use ea2p_core::policy::{
     schedule, ClusterView, Decision, Decisions, JobView, PolicyKind, PolicyParams, Request,
+};
+use ea2p_core::session::Session;
+use ea2p_core::source::{
+    truncated, Component, Provenance, Quantity, RawReading, ReadErrorKind, SourceInfo,
 };
 
 const SEC: u64 = 1_000_000_000;
@@ -473,7 +473,13 @@ fn session_run() -> (Vec<Record>, Vec<Vec<Tok>>) {
         joules_per_tick: 1e-6,
         max_ticks: max,
     };
-    let pkg = source_info(Component::CpuPackage, "package-0", counter(Some(999_999)), Some(100.0), MS);
+    let pkg = source_info(
+        Component::CpuPackage,
+        "package-0",
+        counter(Some(999_999)),
+        Some(100.0),
+        MS,
+    );
     let dram = source_info(Component::Dram, "dram", counter(None), Some(50.0), MS);
     let power = Quantity::Power { averaging_ns: 0 };
     let gpu = source_info(Component::Gpu, "gpu0", power, None, 20 * MS);
@@ -501,7 +507,8 @@ fn session_run() -> (Vec<Record>, Vec<Vec<Tok>>) {
         drain(&mut s);
         if i % 2 == 0 {
             let mw = 40_000 + 1000 * (i % 4);
-            s.handle_reading(7, t, RawReading::PowerMilliwatts(mw)).unwrap();
+            s.handle_reading(7, t, RawReading::PowerMilliwatts(mw))
+                .unwrap();
             drain(&mut s);
         }
         let marker = match i {

@@ -58,7 +58,12 @@ fn gap_reasons_in_the_header_are_the_cores() {
         .collect();
     let want: Vec<String> = ea2p_core::format::GapReason::ALL
         .iter()
-        .map(|r| format!("EA2P_GAP_REASON_{}", r.as_str().to_uppercase().replace('-', "_")))
+        .map(|r| {
+            format!(
+                "EA2P_GAP_REASON_{}",
+                r.as_str().to_uppercase().replace('-', "_")
+            )
+        })
         .collect();
     assert_eq!(names, want);
     for (i, r) in ea2p_core::format::GapReason::ALL.iter().enumerate() {
