@@ -1,7 +1,7 @@
 /*
  * ea2p.h: the C interface of ea2p-core (energy counters, energy tracks, estimators, metrics,
- * job model and scheduling policies). Link with libea2p_capi.a (and -lm -lpthread -ldl) or
- * libea2p_capi.so. See adapters/capi/README.md.
+ * job model, scheduling policies and the measuring session). Link with libea2p_capi.a (and
+ * -lm -lpthread -ldl) or libea2p_capi.so. See adapters/capi/README.md.
  */
 
 #ifndef EA2P_H
@@ -988,6 +988,7 @@ typedef struct Ea2pProfileInfo {
  * `EA2P_MAX_FRAME_LEN`), in order; appending them to a file makes a profile that `ea2p report`
  * reads. The bytes are valid only during the call. Returns 0 on success; any other value makes
  * the call that wrote the record return `EA2P_STATUS_SINK_FAILED` (the fold still took it).
+ * The sink must not call back into the session.
  */
 typedef int32_t (*Ea2pSink)(void *user_data, const uint8_t *bytes, size_t len);
 

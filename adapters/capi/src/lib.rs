@@ -1,9 +1,10 @@
 //! # ea2p-capi
 //!
 //! A C ABI over [`ea2p_core`] for job schedulers and firmware that are not written in Rust:
-//! energy counters, energy tracks, the CPU and RAM power estimators, the metrics, the job model
-//! and the eight scheduling policies. The header `include/ea2p.h` is generated from this crate by
-//! cbindgen (the `header_is_up_to_date` test fails when it is stale).
+//! energy counters, energy tracks, the CPU and RAM power estimators, the metrics, the job model,
+//! the eight scheduling policies, and the measuring session ([`Ea2pSession`]). The header
+//! `include/ea2p.h` is generated from this crate by cbindgen (the `header_is_up_to_date` test
+//! fails when it is stale).
 //!
 //! Conventions, the same for every function:
 //!

@@ -316,6 +316,7 @@ pub struct Ea2pProfileInfo {
 /// `EA2P_MAX_FRAME_LEN`), in order; appending them to a file makes a profile that `ea2p report`
 /// reads. The bytes are valid only during the call. Returns 0 on success; any other value makes
 /// the call that wrote the record return `EA2P_STATUS_SINK_FAILED` (the fold still took it).
+/// The sink must not call back into the session.
 pub type Ea2pSink =
     Option<unsafe extern "C" fn(user_data: *mut c_void, bytes: *const u8, len: usize) -> i32>;
 
