@@ -1628,7 +1628,8 @@ enum Ea2pStatus ea2p_session_read_error(struct Ea2pSession *s,
 
 /**
  * Opens region `name` (NUL-terminated UTF-8, not empty, cut to 64 bytes) at `t_ns` and, when
- * `region_id` is not null, writes its id there. Regions nest and overlap under different names.
+ * `region_id` is not null, writes its id there (also with `EA2P_STATUS_SINK_FAILED`: the
+ * region is open). Regions nest and overlap under different names.
  *
  * Errors: `EA2P_STATUS_NULL_POINTER` (`s` or `name`), `EA2P_STATUS_INVALID_NAME`,
  * `EA2P_STATUS_REGION_OPEN` (a region of this name is open), `EA2P_STATUS_TOO_MANY`
