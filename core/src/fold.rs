@@ -535,3 +535,5 @@ impl<const S: usize, const R: usize> Fold<S, R> {
         }
     }
 }
+
+impl core::error::Error for FoldError {}

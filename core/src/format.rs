@@ -712,6 +712,52 @@ impl<'b> FrameSplitter<'b> {
     }
 }
 
+impl core::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ProbeError::Truncated => f.write_str(
+                "the file ends before its first record is complete (it is empty or was cut \
+                 right at the start)",
+            ),
+            ProbeError::NotAProfile => f.write_str(
+                "its first record is not an ea2p profile header (another kind of file, or its \
+                 first bytes are damaged)",
+            ),
+            ProbeError::UnsupportedVersion(v) => write!(
+                f,
+                "written in profile format version {v}; this version reads {MIN_READ_VERSION} to \
+                 {VERSION}"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for ProbeError {}
+
+impl core::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            EncodeError::BufferTooSmall => "the output buffer is smaller than the frame",
+            EncodeError::RecordTooLarge => "the record is larger than a frame may be",
+        })
+    }
+}
+
+impl core::error::Error for EncodeError {}
+
+impl core::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            SkipReason::BadCobs => "damaged bytes (not a valid frame encoding)",
+            SkipReason::TooShort => "a frame too short to hold its checksum",
+            SkipReason::BadCrc => "damaged bytes (checksum mismatch)",
+            SkipReason::Undecodable => "a record this version does not know",
+            SkipReason::Oversize => "a frame longer than any record",
+            SkipReason::TruncatedTail => "the file ends inside a record (cut short)",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

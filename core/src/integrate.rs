@@ -334,6 +334,33 @@ pub fn window_energy(
     })
 }
 
+impl core::fmt::Display for PushError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            PushError::NotAfterPrevious => "the reading's time is not after the previous one's",
+            PushError::InvalidValue => {
+                "the value is NaN, infinite, negative, or implies an impossible power"
+            }
+            PushError::EnergyDecreased => "a cumulative energy went down",
+            PushError::WrongKind => "a reading of the other kind than the series'",
+        })
+    }
+}
+
+impl core::error::Error for PushError {}
+
+impl core::fmt::Display for WindowError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            WindowError::EmptySeries => "the series has no reading",
+            WindowError::EndBeforeBegin => "the window ends before it begins",
+            WindowError::NoOverlap => "the window lies outside the series' span",
+        })
+    }
+}
+
+impl core::error::Error for WindowError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

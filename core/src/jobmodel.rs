@@ -15,10 +15,9 @@
 //!   A job's amount of work is measured in reference samples.
 //! - **Power per GPU** lies between the GPU's allocated-idle power and the model's busy power:
 //!   `P = P_alloc + (P_busy' - P_alloc) * Tc / T_step`, where `P_busy'` is the busy power under
-//!   the GPU's power limit. A power limit `L` below the busy power draws
-//!   `CAPPED_POWER_RATIO * L` and stretches compute time by
-//!   `1 + LIMIT_SLOWDOWN_SLOPE * (P_busy / L - 1)` (fitted to Zeus' measurements, see the
-//!   constants).
+//!   the GPU's power limit. A power limit `L` changes busy power and compute time as the model's
+//!   [`LimitResponse`] says: a smooth function of the busy power and `L`, fitted to Zeus' measured
+//!   sweeps (see [`LimitResponse`] for the formula and every constant's source).
 
 use serde::{Deserialize, Serialize};
 
@@ -26,24 +25,151 @@ use serde::{Deserialize, Serialize};
 /// needed anywhere in the model or the policies.
 pub const MAX_GPU_TYPES: usize = 4;
 
-/// Average power drawn under a binding power limit, as a fraction of the limit.
-///
-/// From Zeus' NSDI'23 artifact (`ml-energy/zeus`, `summary_power_v100.csv`, ResNet-50, batch 256,
-/// V100): at a 175 W limit an epoch took 3852 s for 641 kJ (166 W, 0.95 of the limit); at 150 W,
-/// 4149 s for 600 kJ (145 W, 0.965). We use the mean, 0.96.
-pub const CAPPED_POWER_RATIO: f64 = 0.96;
-
-/// Slope of the compute slow-down against `busy power / limit - 1`.
-///
-/// Same Zeus measurements: unlimited (250 W limit) the job drew 774 kJ / 3515 s = 220 W. At 175 W,
-/// time x1.096 for `220/175 - 1 = 0.257` (slope 0.37); at 150 W, x1.180 for `0.467` (slope 0.39).
-/// We use 0.38. The fit is only trusted over the measured range, limits down to about 0.68 of
-/// the busy power ([`MIN_LIMIT_FRACTION_OF_BUSY`]).
-pub const LIMIT_SLOWDOWN_SLOPE: f64 = 0.38;
-
-/// Lowest power limit, as a fraction of the busy power, that the slow-down fit covers (Zeus'
-/// 150 W point against 220 W busy = 0.68); policies should not choose limits below it.
+/// Lowest power limit, as a fraction of the busy power, that policies may choose. The limit
+/// response is fitted and checked on limits down to 0.6 x the maximum limit
+/// ([`LimitResponse::FIT_MIN_FRACTION`]); with busy power at 0.88 of the maximum (the catalogue's
+/// figure) 0.68 x busy is that bound.
 pub const MIN_LIMIT_FRACTION_OF_BUSY: f64 = 0.68;
+
+/// Width, as a fraction of the maximum limit, over which the knee of [`LimitResponse`] turns on
+/// (the softplus scale): fixed, not fitted, at a tenth of the sweeps' 0.1-0.17 limit step.
+pub const KNEE_WIDTH: f64 = 0.02;
+
+/// How a workload's busy power and speed respond to a power limit.
+///
+/// With `u` the busy power at the maximum limit and `x` the limit, both as fractions of the
+/// maximum limit:
+///
+/// - power: `P(x) / P(1) = s(x) / s(1)` with the soft minimum
+///   `s(x) = (u^-n + (r x)^-n)^(-1/n)`: well above the busy power the limit changes little, well
+///   below it the GPU averages `r x` (it throttles on peaks, so the average sits below the
+///   limit), and near it power already falls, as measured. No hard switch.
+/// - time: `T(x) / T(1) = (P(x) / P(1))^-e + c softplus(k - x)^2`, softplus of width
+///   [`KNEE_WIDTH`]: the clock falls with power, and below the knee `k` (the voltage floor)
+///   speed falls off faster, as BERT's does below about 0.65.
+///
+/// The fit bounds `c` to `[0, 10]` and `k` to `[0.55, 0.8]`: at limits >= 0.6 x max a sweep has at
+/// most two limits below the knee, so slope and knee trade off against each other; where the
+/// data show a knee (ResNet-50, BERT) the fit puts it at 0.67 x max with `c` at its bound, where
+/// they do not (each GPU alone) `c` is 0.
+///
+/// Every constant is fitted by least squares on relative time and power errors to the Zeus
+/// NSDI'23 sweeps (`ml-energy/zeus` commit 75a8b939, `summary_power_v100.csv`,
+/// `summary_power_a40.csv`, copied in `sim/calibration/zeus-nsdi23/`), limits at or above
+/// [`Self::FIT_MIN_FRACTION`] of the maximum; `cargo test -p eas-sim --test limit_fit` refits them
+/// and fails if a constant here differs. Cross-validation and `eas-sim validate` figures are in
+/// sim/README.md.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LimitResponse {
+    /// `r`: average power under a binding limit, as a fraction of the limit.
+    pub capped_ratio: f64,
+    /// `n > 1`: sharpness of the soft minimum between busy power and `r x`.
+    pub sharpness: f64,
+    /// `e`: time grows as power ratio to the power `-e`.
+    pub speed_exponent: f64,
+    /// `c >= 0`: growth of the extra slow-down below the knee.
+    pub knee_slope: f64,
+    /// `k`: the knee, as a fraction of the maximum limit.
+    pub knee_fraction: f64,
+}
+
+impl LimitResponse {
+    /// Lowest limit, as a fraction of the maximum, in the data the constants are fitted to (and
+    /// `eas-sim validate`'s default).
+    pub const FIT_MIN_FRACTION: f64 = 0.6;
+
+    /// Default, for workloads without a measured sweep: fitted to every configuration of both
+    /// files (V100 and A40, 6 workloads, 488 rows at limits >= 0.6 x max).
+    pub const DEFAULT: LimitResponse = LimitResponse {
+        capped_ratio: 0.8162,
+        sharpness: 7.385,
+        speed_exponent: 0.2869,
+        knee_slope: 10.0,
+        knee_fraction: 0.5819,
+    };
+
+    /// ResNet-50 (ImageNet): fitted to `imagenet,resnet50` of both files.
+    pub const RESNET50: LimitResponse = LimitResponse {
+        capped_ratio: 0.8541,
+        sharpness: 7.645,
+        speed_exponent: 0.2207,
+        knee_slope: 10.0,
+        knee_fraction: 0.6731,
+    };
+
+    /// BERT-base (SQuAD, Sentiment140): fitted to `bert_base_uncased` of both files; also used
+    /// for ALBERT v2 (same per-layer compute).
+    pub const BERT_BASE: LimitResponse = LimitResponse {
+        capped_ratio: 0.9393,
+        sharpness: 24.47,
+        speed_exponent: 0.3089,
+        knee_slope: 10.0,
+        knee_fraction: 0.6706,
+    };
+
+    /// Fitted to the V100 file alone (every workload): for cross-validation on the A40.
+    pub const FIT_V100: LimitResponse = LimitResponse {
+        capped_ratio: 0.7908,
+        sharpness: 7.177,
+        speed_exponent: 0.3056,
+        knee_slope: 0.0,
+        knee_fraction: 0.55,
+    };
+
+    /// Fitted to the A40 file alone (every workload): for cross-validation on the V100.
+    pub const FIT_A40: LimitResponse = LimitResponse {
+        capped_ratio: 0.8621,
+        sharpness: 7.708,
+        speed_exponent: 0.2336,
+        knee_slope: 0.0,
+        knee_fraction: 0.5833,
+    };
+
+    /// Time and power under a limit, relative to the maximum limit: `(T(x)/T(1), P(x)/P(1))`
+    /// for busy fraction `u` and limit fraction `x` (both of the maximum limit). `(1, 1)` at or
+    /// above the maximum, or for a non-positive `u`.
+    pub fn ratios(&self, busy_fraction: f64, limit_fraction: f64) -> (f64, f64) {
+        let u = busy_fraction;
+        let x = limit_fraction;
+        if x >= 1.0 || u <= 0.0 || x <= 0.0 || u.is_nan() || x.is_nan() {
+            return (1.0, 1.0);
+        }
+        // s(x) / s(1) = ((1 + q(1)) / (1 + q(x)))^(1/n) with q(x) = (u / (r x))^n: the same
+        // function in three logs and exps fewer than with pow (this runs in every policy round).
+        let n = self.sharpness;
+        let q1 = libm::exp(n * libm::log(u / self.capped_ratio));
+        let qx = libm::exp(n * libm::log(u / (self.capped_ratio * x)));
+        let ln_power = libm::log((1.0 + q1) / (1.0 + qx)) / n;
+        if !ln_power.is_finite() {
+            // q overflowed (u far above r x with a large n): power is r x / u of busy power.
+            let ln_p = libm::log(self.capped_ratio * x / u).min(0.0);
+            return (
+                libm::exp(-self.speed_exponent * ln_p).max(1.0),
+                libm::exp(ln_p),
+            );
+        }
+        let power = libm::exp(ln_power);
+        // At x = 1 the knee term is below 1e-17 for any k <= 0.8 (the fit's bound): T(1) = 1.
+        let knee = softplus(self.knee_fraction - x, KNEE_WIDTH);
+        let time = libm::exp(-self.speed_exponent * ln_power) + self.knee_slope * knee * knee;
+        (time.max(1.0), power.min(1.0))
+    }
+}
+
+/// `w ln(1 + e^(z/w))`: a smooth `max(0, z)` of width `w` (no overflow for large `z`).
+#[inline]
+fn softplus(z: f64, w: f64) -> f64 {
+    let t = z / w;
+    if t > 36.0 {
+        z
+    } else if t > 0.0 {
+        z + w * libm::log1p(libm::exp(-t))
+    } else if t < -20.0 {
+        w * libm::exp(t) // ln(1 + y) = y to 1e-9 relative for y < e^-20
+    } else {
+        w * libm::log1p(libm::exp(t))
+    }
+}
 
 /// Power figures of one GPU type.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -160,6 +286,8 @@ pub struct PerfParams {
     pub busy_w: f64,
     /// Largest batch per GPU that fits in the GPU's memory.
     pub max_batch_per_gpu: u32,
+    /// How busy power and compute time respond to a power limit.
+    pub limit: LimitResponse,
 }
 
 /// Statistical efficiency of a model (Pollux): how much progress a sample makes at batch `b`
@@ -251,24 +379,49 @@ pub enum ConfigError {
     BadBatch,
 }
 
-/// Compute slow-down factor (`>= 1`) of a power limit against a model's busy power.
+/// Compute slow-down factor (`>= 1`) and busy power (W) under a power limit: `limit_w` against a
+/// maximum of `max_w`, for a workload drawing `busy_w` at the maximum.
 #[inline]
-pub fn limit_slowdown(busy_w: f64, limit_w: f64) -> f64 {
-    if limit_w >= busy_w || limit_w <= 0.0 {
-        1.0
-    } else {
-        1.0 + LIMIT_SLOWDOWN_SLOPE * (busy_w / limit_w - 1.0)
+pub fn limited(response: &LimitResponse, busy_w: f64, max_w: f64, limit_w: f64) -> (f64, f64) {
+    if limit_w >= max_w || max_w <= 0.0 {
+        return (1.0, busy_w);
     }
+    let (time, power) = response.ratios(busy_w / max_w, limit_w / max_w);
+    (time, busy_w * power)
 }
 
-/// Busy power per GPU under a power limit, in watts.
-#[inline]
-pub fn limited_busy_w(busy_w: f64, limit_w: f64) -> f64 {
-    if limit_w >= busy_w {
-        busy_w
-    } else {
-        CAPPED_POWER_RATIO * limit_w
-    }
+/// What a power limit does to one model on one GPU type: the same for every GPU count and
+/// batch, so a configuration search computes it once per (type, limit) and passes it to
+/// [`evaluate_limited`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LimitEffect {
+    /// The limit as applied (clamped to the GPU's range), W.
+    pub limit_w: f64,
+    /// Compute slow-down factor, `>= 1`.
+    pub slowdown: f64,
+    /// Busy power per GPU under the limit, W.
+    pub busy_w: f64,
+}
+
+/// The [`LimitEffect`] of `limit_w` on `model` on GPU type `gpu_type`.
+pub fn limit_effect(
+    model: &ModelProfile,
+    gpu_specs: &[GpuSpec],
+    gpu_type: u8,
+    limit_w: f64,
+) -> Result<LimitEffect, ConfigError> {
+    let ty = gpu_type as usize;
+    let (spec, perf) = match (gpu_specs.get(ty), model.perf.get(ty).copied().flatten()) {
+        (Some(s), Some(p)) => (s, p),
+        _ => return Err(ConfigError::UnknownGpuType),
+    };
+    let limit = clamp(limit_w, spec.min_limit_w, spec.max_w);
+    let (slowdown, busy_w) = limited(&perf.limit, perf.busy_w, spec.max_w, limit);
+    Ok(LimitEffect {
+        limit_w: limit,
+        slowdown,
+        busy_w,
+    })
 }
 
 /// Evaluates a configuration: throughput, efficiency, goodput and power.
@@ -276,6 +429,18 @@ pub fn evaluate(
     model: &ModelProfile,
     gpu_specs: &[GpuSpec],
     cfg: &Config,
+) -> Result<Perf, ConfigError> {
+    let effect = limit_effect(model, gpu_specs, cfg.gpu_type, cfg.limit_w)?;
+    evaluate_limited(model, gpu_specs, cfg, &effect)
+}
+
+/// [`evaluate`] with the limit's effect already computed by [`limit_effect`] for this model,
+/// `cfg.gpu_type` and `cfg.limit_w` (the result is the same; a search saves recomputing it).
+pub fn evaluate_limited(
+    model: &ModelProfile,
+    gpu_specs: &[GpuSpec],
+    cfg: &Config,
+    effect: &LimitEffect,
 ) -> Result<Perf, ConfigError> {
     let ty = cfg.gpu_type as usize;
     let (spec, perf) = match (gpu_specs.get(ty), model.perf.get(ty).copied().flatten()) {
@@ -289,9 +454,7 @@ pub fn evaluate(
         return Err(ConfigError::BadBatch);
     }
     let per_gpu = cfg.batch as f64 / cfg.gpus as f64;
-    let limit = clamp(cfg.limit_w, spec.min_limit_w, spec.max_w);
-    let slow = limit_slowdown(perf.busy_w, limit);
-    let tc = perf.step.compute_s(per_gpu) * slow;
+    let tc = perf.step.compute_s(per_gpu) * effect.slowdown;
     let tn = perf.step.sync_s(cfg.gpus);
     let step = if tn == 0.0 {
         tc
@@ -302,7 +465,7 @@ pub fn evaluate(
     let throughput = cfg.batch as f64 / step;
     let efficiency = model.stat.efficiency(cfg.batch as f64);
     let compute_fraction = tc / step;
-    let busy = limited_busy_w(perf.busy_w, limit);
+    let busy = effect.busy_w;
     let p = spec.allocated_idle_w + (busy - spec.allocated_idle_w) * compute_fraction;
     Ok(Perf {
         throughput,
@@ -383,6 +546,7 @@ mod tests {
             step,
             busy_w: 352.0,
             max_batch_per_gpu: 512,
+            limit: LimitResponse::DEFAULT,
         };
         ModelProfile {
             stat: StatEff {

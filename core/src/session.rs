@@ -511,3 +511,8 @@ fn gap_then_resume(
     s.live.power_w = 0.0;
     let _ = out.push_back(sample(s.id, now, raw, s.live.energy_j, 0.0, flags));
 }
+
+impl<T: core::fmt::Debug> core::error::Error for Full<T> {}
+impl core::error::Error for AddSourceError {}
+impl core::error::Error for ReadingError {}
+impl core::error::Error for MarkerError {}

@@ -30,6 +30,9 @@ pub enum Component {
     Platform,
     /// One GPU.
     Gpu,
+    /// A power rail read from a board sensor (hwmon INA3221/INA226 and the like) that names no
+    /// part of the machine: counted in totals, as the sensor is not known to sit inside another.
+    Rail,
 }
 
 impl Component {
@@ -42,6 +45,7 @@ impl Component {
             Component::Dram => "ram",
             Component::Platform => "psys",
             Component::Gpu => "gpu",
+            Component::Rail => "rail",
         }
     }
 
@@ -203,6 +207,8 @@ pub trait Source {
     /// model rather than measure (estimators) use as their time input.
     fn read(&mut self, now: Nanos) -> Result<RawReading, ReadError>;
 }
+
+impl core::error::Error for ReadError {}
 
 #[cfg(test)]
 mod tests {

@@ -64,6 +64,7 @@ fn component() -> impl Strategy<Value = Component> {
         Just(Component::Dram),
         Just(Component::Platform),
         Just(Component::Gpu),
+        Just(Component::Rail),
     ]
 }
 

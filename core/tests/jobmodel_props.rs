@@ -1,7 +1,7 @@
 //! Properties of the job model over random models and configurations.
 
 use ea2p_core::jobmodel::{
-    evaluate, limit_slowdown, Config, GpuSpec, ModelProfile, PerfParams, StatEff, StepTime,
+    evaluate, limited, Config, GpuSpec, LimitResponse, ModelProfile, PerfParams, StatEff, StepTime,
     MAX_GPU_TYPES,
 };
 use proptest::prelude::*;
@@ -21,7 +21,7 @@ prop_compose! {
                phi in 10.0f64..10000.0, b0 in 8u32..512) -> ModelProfile {
         let step = StepTime::fit(one, one * 8.0 * eff, 8, b0 as f64, fixed, sync, gamma).unwrap();
         let mut perf = [None; MAX_GPU_TYPES];
-        perf[0] = Some(PerfParams { step, busy_w: busy, max_batch_per_gpu: b0 * 8 });
+        perf[0] = Some(PerfParams { step, busy_w: busy, max_batch_per_gpu: b0 * 8, limit: LimitResponse::DEFAULT });
         ModelProfile { stat: StatEff { ref_batch: b0, noise_scale: phi }, perf, max_gpus: 64 }
     }
 }
@@ -58,6 +58,9 @@ proptest! {
         let (pl, ph) = (evaluate(&m, &g, &cfg(lo)).unwrap(), evaluate(&m, &g, &cfg(hi)).unwrap());
         prop_assert!(pl.power_per_gpu_w <= ph.power_per_gpu_w + 1e-9);
         prop_assert!(pl.goodput <= ph.goodput * (1.0 + 1e-12));
-        prop_assert!(limit_slowdown(busy, lo * busy) >= limit_slowdown(busy, hi * busy));
+        let r = LimitResponse::DEFAULT;
+        let ((sl, wl), (sh, wh)) = (limited(&r, busy, 700.0, lo * busy), limited(&r, busy, 700.0, hi * busy));
+        prop_assert!(sl >= sh && sh >= 1.0);
+        prop_assert!(wl <= wh && wh <= busy);
     }
 }

@@ -1,7 +1,8 @@
 //! Each policy's ordering and configuration choice on small hand-made cases.
 
 use ea2p_core::jobmodel::{
-    evaluate, Config, GpuSpec, ModelProfile, PerfParams, StatEff, StepTime, MAX_GPU_TYPES,
+    evaluate, Config, GpuSpec, LimitResponse, ModelProfile, PerfParams, StatEff, StepTime,
+    MAX_GPU_TYPES,
 };
 use ea2p_core::policy::{
     schedule, ClusterView, Decision, Decisions, JobView, PolicyError, PolicyKind, PolicyParams,
@@ -36,11 +37,13 @@ fn model() -> ModelProfile {
         step: a,
         busy_w: 352.0,
         max_batch_per_gpu: 512,
+        limit: LimitResponse::DEFAULT,
     });
     perf[1] = Some(PerfParams {
         step: h,
         busy_w: 616.0,
         max_batch_per_gpu: 512,
+        limit: LimitResponse::DEFAULT,
     });
     ModelProfile {
         stat: StatEff {

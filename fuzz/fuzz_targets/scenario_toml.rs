@@ -1,5 +1,6 @@
 //! Arbitrary text through the scenario parser: it never panics, and every error names the file
-//! (and, for errors inside the text, the line).
+//! (and, for errors inside the text, the line); the checks of `eas_sim::limits` never panic on
+//! what parses.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -14,6 +15,10 @@ fuzz_target!(|data: &[u8]| {
             let _ = scenario.specs();
             let _ = scenario.profiles();
             let _ = scenario.horizon();
+            // The whole-scenario checks and warnings never panic, whatever the numbers.
+            let _ = eas_sim::limits::check(&scenario, scenario.seeds);
+            let _ = eas_sim::limits::check_cap_for(&scenario, &ea2p_core::policy::PolicyKind::ALL);
+            let _ = eas_sim::limits::warnings(&scenario);
         }
         Err(e) => {
             let msg = e.to_string();

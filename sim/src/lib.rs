@@ -12,9 +12,13 @@
 //! | [`engine`] | the event queue: integer time, (time, sequence) order, lazy cancellation |
 //! | [`cluster`] | GPUs, power states, exact integer energy |
 //! | [`faults`] | GPU failures and node drains, drawn from their own RNG stream |
+//! | [`input`] | bounded reads of regular files, outputs opened before the work, terminal-safe text |
+//! | [`limits`] | the range of every number, and what a run may allocate |
 //! | [`sim`] | one run: events, policy rounds, checkpoints, preemptions, power caps |
 //! | [`results`] | per-run metrics and their mean and 95% interval over seeds |
+//! | [`words`] | the core's errors in words |
 //! | [`report`] | table, CSV, JSON and SVG plot |
+//! | [`validate`] | measured power-limit sweeps: reading, fitting the limit response, `eas-sim validate` |
 //!
 //! Same scenario and seed give byte-identical results, whatever the number of threads: runs are
 //! independent, and their results are collected in (policy, seed) order.
@@ -23,12 +27,16 @@ pub mod catalogue;
 pub mod cluster;
 pub mod engine;
 pub mod faults;
+pub mod input;
+pub mod limits;
 pub mod public_trace;
 pub mod report;
 pub mod results;
 pub mod scenario;
 pub mod shard;
 pub mod sim;
+pub mod validate;
+pub mod words;
 pub mod workload;
 
 use ea2p_core::policy::PolicyKind;
@@ -79,6 +87,8 @@ pub fn run_indices(
     tick: &(dyn Fn() + Sync),
     tally: &SharedTally,
 ) -> Result<Vec<RunResult>, SimError> {
+    limits::check(sc, sc.seeds).map_err(SimError::Scenario)?;
+    limits::check_cap_for(sc, policies).map_err(SimError::Scenario)?;
     let seeds = sc.seeds as usize;
     let streamed = matches!(sc.arrivals, Arrivals::Public(_));
     // Generated workloads are shared by the policies of a seed (only the seeds asked for are

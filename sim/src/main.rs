@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ea2p_core::policy::PolicyKind;
+use eas_sim::input::{escape_controls, Outputs};
+use eas_sim::limits;
 use eas_sim::public_trace::SharedTally;
 use eas_sim::scenario::Scenario;
 use eas_sim::{report, sim, workload};
@@ -45,6 +47,9 @@ enum Cmd {
     /// Combine the shard results of `compare --shard I/N --json FILE` (one per shard, any order)
     /// into exactly what the unsharded `compare` writes (byte-identical JSON).
     MergeResults(MergeArgs),
+    /// Check the power-limit model against a measured sweep (Zeus NSDI'23 layout): MAPE of time,
+    /// power and energy per epoch, a table per configuration.
+    Validate(eas_sim::validate::ValidateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -154,6 +159,14 @@ impl TraceFlags {
         let eas_sim::scenario::Arrivals::Public(p) = &mut sc.arrivals else {
             bail!("--from, --to and --speedup apply to a public trace: the scenario needs [arrivals] trace = \"FILE\" with format = \"helios\", \"philly\" or \"alibaba\"");
         };
+        for (v, flag) in [(self.from, "--from"), (self.to, "--to")] {
+            if let Some(x) = v {
+                limits::range(x, flag, -1e12, false, 1e12).map_err(anyhow::Error::msg)?;
+            }
+        }
+        if let Some(x) = self.speedup {
+            limits::range(x, "--speedup", 0.0, true, 1e6).map_err(anyhow::Error::msg)?;
+        }
         let w = p.window;
         p.window = eas_traces::Window::new(
             self.from.unwrap_or(w.from_s),
@@ -232,14 +245,15 @@ fn load(path: &Option<PathBuf>, hours: Option<f64>, seeds: Option<u32>) -> Resul
         None => Scenario::seed_protocol(),
     };
     if let Some(h) = hours {
-        if !(h > 0.0 && h.is_finite()) {
-            bail!("--hours: expected a positive number of hours, got {h}");
-        }
-        sc.hours = h;
+        sc.hours = limits::range(h, "--hours", 0.0, true, limits::MAX_HOURS)
+            .map_err(anyhow::Error::msg)?;
     }
     if let Some(s) = seeds {
-        if s == 0 {
-            bail!("--seeds: expected at least 1");
+        if !(1..=limits::MAX_SEEDS).contains(&s) {
+            bail!(
+                "--seeds: expected a number in [1, {}], found {s}",
+                limits::MAX_SEEDS
+            );
         }
         sc.seeds = s;
     }
@@ -253,19 +267,81 @@ fn parse_policy(s: &str) -> Result<PolicyKind> {
     })
 }
 
+/// The files a scenario reads (the scenario itself, its trace and job table): no output may
+/// be one of them.
+fn inputs_of(path: &Option<PathBuf>) -> Vec<(&'static str, PathBuf)> {
+    let mut v = Vec::new();
+    if let Some(p) = path {
+        v.push(("--scenario", p.clone()));
+        for f in eas_sim::input::files_named_by(p) {
+            v.push(("the scenario's input", f));
+        }
+    }
+    v
+}
+
+/// [`Outputs`] that refuse the scenario's own files.
+fn outputs_for(path: &Option<PathBuf>) -> Outputs {
+    let inputs = inputs_of(path);
+    let refs: Vec<(&str, &std::path::Path)> =
+        inputs.iter().map(|(w, p)| (*w, p.as_path())).collect();
+    Outputs::new(&refs)
+}
+
+/// The checks that need the finished scenario (after the flags), and its warnings on stderr.
+fn check_scenario(sc: &Scenario, held_seeds: u32, policies: &[PolicyKind]) -> Result<()> {
+    limits::check(sc, held_seeds).map_err(anyhow::Error::msg)?;
+    limits::check_cap_for(sc, policies).map_err(anyhow::Error::msg)?;
+    for w in limits::warnings(sc) {
+        eprintln!("eas-sim: warning: {}", escape_controls(&w));
+    }
+    Ok(())
+}
+
 fn compare(a: CompareArgs) -> Result<()> {
     let mut sc = load(&a.scenario, a.hours, a.seeds)?;
     a.faults.apply(&mut sc)?;
     a.trace.apply(&mut sc)?;
     let policies = match &a.policies {
-        Some(list) => list
-            .iter()
-            .map(|s| parse_policy(s))
-            .collect::<Result<Vec<_>>>()?,
+        Some(list) => {
+            let mut v: Vec<PolicyKind> = Vec::new();
+            for s in list {
+                let p = parse_policy(s)?;
+                if v.contains(&p) {
+                    bail!(
+                        "--policies: {} is listed twice; give each policy once",
+                        p.name()
+                    );
+                }
+                v.push(p);
+            }
+            v
+        }
         None => PolicyKind::ALL.to_vec(),
     };
+    if let Some(n) = a.threads {
+        if !(1..=limits::MAX_THREADS).contains(&n) {
+            bail!(
+                "--threads: expected a number in [1, {}], found {n}",
+                limits::MAX_THREADS
+            );
+        }
+    }
+    check_scenario(&sc, sc.seeds, &policies)?;
     if let Some(shard) = a.shard {
         return compare_shard(&a, &sc, &policies, shard);
+    }
+    // Every output is opened before the first run: a bad path is found now, not after it.
+    let mut outs = outputs_for(&a.scenario);
+    for (flag, p) in [
+        ("--json", &a.json),
+        ("--csv", &a.csv),
+        ("--runs-json", &a.runs_json),
+        ("--plot", &a.plot),
+    ] {
+        if let Some(p) = p {
+            outs.add(flag, p).map_err(anyhow::Error::msg)?;
+        }
     }
     let total = (policies.len() * sc.seeds as usize) as u64;
     let bar = if !a.quiet && std::io::stderr().is_terminal() {
@@ -303,9 +379,11 @@ fn compare(a: CompareArgs) -> Result<()> {
     );
     if let Some(p) = &a.json {
         report::write_json(p, &cmp)?;
+        outs.written(p);
     }
     if let Some(p) = &a.csv {
-        report::write_csv(p, &cmp)?;
+        report::write_csv(p, &cmp).with_context(|| format!("writing --csv {}", p.display()))?;
+        outs.written(p);
     }
     if let Some(p) = &a.runs_json {
         let mut s = String::new();
@@ -314,9 +392,11 @@ fn compare(a: CompareArgs) -> Result<()> {
             s.push('\n');
         }
         std::fs::write(p, s).with_context(|| format!("writing {}", p.display()))?;
+        outs.written(p);
     }
     if let Some(p) = &a.plot {
-        report::plot_svg(p, &cmp)?;
+        report::plot_svg(p, &cmp).with_context(|| format!("writing --plot {}", p.display()))?;
+        outs.written(p);
     }
     Ok(())
 }
@@ -326,6 +406,13 @@ fn run(a: RunArgs) -> Result<()> {
     let mut sc = load(&a.scenario, a.hours, None)?;
     a.faults.apply(&mut sc)?;
     a.trace.apply(&mut sc)?;
+    check_scenario(&sc, 1, &[policy])?;
+    let mut outs = outputs_for(&a.scenario);
+    for (flag, p) in [("--json", &a.json), ("--plot-power", &a.plot_power)] {
+        if let Some(p) = p {
+            outs.add(flag, p).map_err(anyhow::Error::msg)?;
+        }
+    }
     let opts = sim::RunOptions {
         record_power: a.plot_power.is_some(),
         skip_per_job: true,
@@ -346,11 +433,14 @@ fn run(a: RunArgs) -> Result<()> {
             policy.name(),
             a.run
         );
-        report::plot_power_svg(p, &title, &out.power_trace, sc.horizon(), &caps)?;
+        report::plot_power_svg(p, &title, &out.power_trace, sc.horizon(), &caps)
+            .with_context(|| format!("writing --plot-power {}", p.display()))?;
+        outs.written(p);
     }
     if let Some(p) = &a.json {
         std::fs::write(p, serde_json::to_string_pretty(&r)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;
+        outs.written(p);
     }
     Ok(())
 }
@@ -359,7 +449,7 @@ fn main() -> std::process::ExitCode {
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("eas-sim: error: {e:#}");
+            eprintln!("eas-sim: error: {}", escape_controls(&format!("{e:#}")));
             std::process::ExitCode::FAILURE
         }
     }
@@ -373,6 +463,7 @@ fn real_main() -> Result<()> {
         Some(Cmd::Run(a)) => run(a),
         Some(Cmd::GenTrace(a)) => gen_trace(a),
         Some(Cmd::MergeResults(a)) => merge_results(a),
+        Some(Cmd::Validate(a)) => eas_sim::validate::run(&a),
         Some(Cmd::Scenario) => {
             print!("{}", eas_sim::scenario::SEED_TOML);
             Ok(())
@@ -454,7 +545,8 @@ fn merge_results(a: MergeArgs) -> Result<()> {
 fn print_tally(sc: &Scenario, tally: &SharedTally) {
     if let eas_sim::scenario::Arrivals::Public(p) = &sc.arrivals {
         if let Ok(t) = tally.lock() {
-            eprintln!("trace {} ({:?}): {t}", p.path.display(), p.format);
+            let line = format!("trace {} ({:?}): {t}", p.path.display(), p.format);
+            eprintln!("{}", escape_controls(&line));
         }
     }
 }
@@ -462,40 +554,46 @@ fn print_tally(sc: &Scenario, tally: &SharedTally) {
 fn gen_trace(a: GenTraceArgs) -> Result<()> {
     use eas_sim::scenario::Arrivals;
     use std::io::Write;
-    let mut sc = load(&a.scenario, None, None)?;
+    let sc = load(&a.scenario, None, None)?;
     let rate = match sc.arrivals {
         Arrivals::Poisson(r) => r,
         _ => bail!("gen-trace: the scenario must have Poisson arrivals"),
     };
-    if a.jobs == 0 {
-        bail!("--jobs: expected at least 1 job");
-    }
-    // A horizon long enough for N arrivals with margin; the draw stops at N jobs.
-    sc.hours = (a.jobs as f64 / rate) * 1.5 / 3600.0 + 1.0;
-    let jobs = workload::generate(&sc, a.run);
-    if (jobs.len() as u64) < a.jobs {
+    if !(1..=limits::MAX_GEN_JOBS).contains(&a.jobs) {
         bail!(
-            "gen-trace: drew only {} jobs, fewer than {}",
-            jobs.len(),
+            "--jobs: expected a number in [1, {}], found {}",
+            limits::MAX_GEN_JOBS,
             a.jobs
         );
     }
-    if a.job_table.is_some() && a.format != "alibaba" {
+    let format: Option<eas_traces::Format> = match a.format.as_str() {
+        "sim" => None,
+        other => Some(
+            other
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--format: {e} (or sim)"))?,
+        ),
+    };
+    if a.job_table.is_some() && format != Some(eas_traces::Format::Alibaba) {
         bail!(
             "--job-table: only --format alibaba has a separate job table (found --format {})",
             a.format
         );
     }
-    let f =
-        std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let mut outs = outputs_for(&a.scenario);
+    outs.add("--out", &a.out).map_err(anyhow::Error::msg)?;
+    if let Some(p) = &a.job_table {
+        outs.add("--job-table", p).map_err(anyhow::Error::msg)?;
+    }
+    // Jobs are drawn one at a time and written as drawn: memory does not grow with --jobs.
+    let specs = sc.specs();
+    let draw = || workload::PoissonJobs::new(&sc, &specs, rate, a.run).take(a.jobs as usize);
+    let writing = |p: &std::path::Path| format!("writing {}", p.display());
+    let f = eas_sim::input::create(&a.out).map_err(anyhow::Error::msg)?;
     let mut w = std::io::BufWriter::new(f);
-    if a.format != "sim" {
-        let format: eas_traces::Format = a
-            .format
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("--format: {e} (or sim)"))?;
+    if let Some(format) = format {
         let recs = || {
-            jobs.iter().take(a.jobs as usize).map(|j| {
+            draw().map(|j| {
                 let submit = ea2p_core::units::secs(j.arrival);
                 eas_traces::TraceJob {
                     id: format!("job{}", j.id),
@@ -513,17 +611,16 @@ fn gen_trace(a: GenTraceArgs) -> Result<()> {
                 }
             })
         };
-        eas_traces::write(format, &mut w, recs())
-            .with_context(|| format!("writing {}", a.out.display()))?;
-        w.flush()
-            .with_context(|| format!("writing {}", a.out.display()))?;
+        eas_traces::write(format, &mut w, recs()).with_context(|| writing(&a.out))?;
+        w.flush().with_context(|| writing(&a.out))?;
+        outs.written(&a.out);
         if let Some(path) = &a.job_table {
-            let f = std::fs::File::create(path)
-                .with_context(|| format!("creating {}", path.display()))?;
+            let f = eas_sim::input::create(path).map_err(anyhow::Error::msg)?;
             let mut jw = std::io::BufWriter::new(f);
             eas_traces::alibaba::write_job_table(&mut jw, recs())
                 .and_then(|()| jw.flush())
-                .with_context(|| format!("writing {}", path.display()))?;
+                .with_context(|| writing(path))?;
+            outs.written(path);
             eprintln!("wrote its job table to {}", path.display());
         }
         eprintln!(
@@ -537,8 +634,9 @@ fn gen_trace(a: GenTraceArgs) -> Result<()> {
     writeln!(
         w,
         "arrival_s,model,user,gpus,gpu_type,duration_s,deadline_s"
-    )?;
-    for j in jobs.iter().take(a.jobs as usize) {
+    )
+    .with_context(|| writing(&a.out))?;
+    for j in draw() {
         let model = &sc.models[j.model as usize].0.name;
         let gpu_type = match (j.rigid, j.request.gpu_type) {
             (true, Some(t)) => sc.gpu_types[t as usize].name.as_str(),
@@ -558,10 +656,11 @@ fn gen_trace(a: GenTraceArgs) -> Result<()> {
             gpu_type,
             j.isolated_s,
             deadline
-        )?;
+        )
+        .with_context(|| writing(&a.out))?;
     }
-    w.flush()
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    w.flush().with_context(|| writing(&a.out))?;
+    outs.written(&a.out);
     eprintln!("wrote {} jobs to {}", a.jobs, a.out.display());
     Ok(())
 }

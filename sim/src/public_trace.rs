@@ -60,6 +60,9 @@ pub struct TraceTally {
     pub cpu_only: u64,
     /// Rows without a run time, or with 0 s.
     pub no_run_time: u64,
+    /// Rows whose run time is longer than the longest horizon ([`crate::limits::MAX_SECONDS`]):
+    /// impossible for a real job (a corrupt or hostile row), and it would overflow integer time.
+    pub too_long: u64,
     /// Jobs whose GPU count was cut to what the model or the cluster allows.
     pub clamped_gpus: u64,
     /// Rows left unread because they arrive after the horizon (the stream stops there).
@@ -83,6 +86,14 @@ impl fmt::Display for TraceTally {
             self.no_run_time,
             self.clamped_gpus
         )?;
+        if self.too_long > 0 {
+            write!(
+                f,
+                "; {} with a run time above {} s (impossible, left out)",
+                self.too_long,
+                crate::limits::MAX_SECONDS
+            )?;
+        }
         if self.past_horizon {
             write!(f, "; the rest of the trace is past the horizon")?;
         }
@@ -203,12 +214,15 @@ impl<'a> PublicJobs<'a> {
                     self.tally.rows += 1;
                     return Ok(Some(j));
                 }
-                Some(Err(e)) if self.src.skip_bad => {
+                // Row 0: the file itself failed (a read error, a row over the length limit):
+                // the rest cannot be read, so it is never skipped.
+                Some(Err(e)) if self.src.skip_bad && e.row != 0 => {
                     self.tally.skipped_bad += 1;
                     if self.tally.first_bad.is_none() {
                         self.tally.first_bad = Some(e.to_string());
                     }
                 }
+                Some(Err(e)) if e.row == 0 => return Err(SimError::Trace(e.to_string())),
                 Some(Err(e)) => {
                     return Err(SimError::Trace(format!(
                         "{e} (set skip_bad = true in [arrivals] to skip bad rows, counted)"
@@ -239,6 +253,10 @@ impl<'a> PublicJobs<'a> {
             return None;
         }
         let duration = match t.duration_s {
+            Some(d) if d > crate::limits::MAX_SECONDS => {
+                self.tally.too_long += 1;
+                return None;
+            }
             Some(d) if d > 0.0 => d,
             _ => {
                 self.tally.no_run_time += 1;
@@ -274,8 +292,9 @@ impl<'a> PublicJobs<'a> {
         let arrival = nanos_from_secs(t.submit_s.max(0.0));
         let urgent = urgent_u < sc.urgent_fraction;
         let (lo, hi) = sc.deadline_factor;
-        let deadline =
-            urgent.then(|| arrival + nanos_from_secs((lo + (hi - lo) * factor_u) * isolated_s));
+        let deadline = urgent.then(|| {
+            arrival.saturating_add(nanos_from_secs((lo + (hi - lo) * factor_u) * isolated_s))
+        });
         if self.src.job_table.is_some() && t.user.is_empty() {
             self.tally.not_in_job_table += 1;
         }

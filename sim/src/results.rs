@@ -407,6 +407,13 @@ impl PolicySummary {
                 let mut v = vec![
                     ("makespan_s".to_string(), s(&|r| Some(r.makespan_s))),
                     (
+                        "jobs_per_makespan_hour".to_string(),
+                        s(&|r| {
+                            (r.makespan_s > 0.0)
+                                .then(|| r.jobs_completed as f64 * 3600.0 / r.makespan_s)
+                        }),
+                    ),
+                    (
                         "energy_busy_kwh".to_string(),
                         s(&|r| Some(r.energy_busy_kwh)),
                     ),

@@ -17,6 +17,10 @@ use toml::Spanned;
 
 use crate::catalogue::{builtin_gpus, builtin_models, GpuTypeDef, ModelDef, PerfFigures};
 use crate::faults::{self, Faults, NodeDef, Scripted};
+use crate::limits::{
+    self, MAX_GPUS, MAX_HOURS, MAX_NODES, MAX_RATE_PER_S, MAX_SAMPLES, MAX_SECONDS, MAX_SEEDS,
+    MAX_USERS, MAX_WATTS, MAX_WEIGHT,
+};
 
 /// The seed protocol of DESIGN §8, built into the program.
 pub const SEED_TOML: &str = include_str!("../scenarios/seed.toml");
@@ -222,11 +226,11 @@ impl Scenario {
     /// Reads a scenario file.
     pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        let text = crate::input::read_scenario(path).map_err(|e| ScenarioError {
             file: name.clone(),
             line: 0,
             col: 0,
-            msg: format!("cannot read: {e}"),
+            msg: format!("cannot read the scenario: {e}"),
         })?;
         parse_str(&text, &name, path.parent())
     }
@@ -340,7 +344,8 @@ struct RawGpus {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSize {
-    distribution: Spanned<String>,
+    /// Left out: the seed protocol's distribution (a trace scenario may give only `on_gpu`).
+    distribution: Option<Spanned<String>>,
     value: Option<Spanned<f64>>,
     mean: Option<Spanned<f64>>,
     median: Option<Spanned<f64>>,
@@ -380,6 +385,23 @@ struct RawModel {
     #[serde(default = "sixteen")]
     max_gpus: u32,
     perf: Vec<RawPerf>,
+    /// Power-limit response: a built-in one or one fitted to a measured sweep. Default: the
+    /// built-in default.
+    limit_response: Option<Spanned<RawLimitResponse>>,
+}
+
+/// `limit_response = { builtin = "bert-base" }` or
+/// `limit_response = { measured = "sweep.csv", max_limit_w = 250.0, dataset = "imagenet",
+/// network = "resnet50", batch_size = 256 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimitResponse {
+    builtin: Option<String>,
+    measured: Option<String>,
+    max_limit_w: Option<f64>,
+    dataset: Option<String>,
+    network: Option<String>,
+    batch_size: Option<u32>,
 }
 
 fn sixteen() -> u32 {
@@ -455,16 +477,40 @@ impl Ctx<'_> {
         }
     }
 
-    fn non_negative(&self, v: &Spanned<f64>, what: &str) -> Result<f64, ScenarioError> {
+    /// `v` in `[lo, hi]` (`(lo, hi]` when `lo_open`), located; see [`limits::range`].
+    fn in_range(
+        &self,
+        v: &Spanned<f64>,
+        what: &str,
+        lo: f64,
+        lo_open: bool,
+        hi: f64,
+    ) -> Result<f64, ScenarioError> {
+        limits::range(*v.get_ref(), what, lo, lo_open, hi).map_err(|m| self.at(v.span(), m))
+    }
+
+    /// An integer `v` in `[lo, hi]`, located.
+    fn count_in(
+        &self,
+        v: &Spanned<u32>,
+        what: &str,
+        lo: u64,
+        hi: u64,
+    ) -> Result<u32, ScenarioError> {
         let x = *v.get_ref();
-        if x >= 0.0 && x.is_finite() {
+        if (lo..=hi).contains(&u64::from(x)) {
             Ok(x)
         } else {
             Err(self.at(
                 v.span(),
-                format!("{what}: expected a number >= 0, found {x}"),
+                format!("{what}: expected a whole number in [{lo}, {hi}], found {x}"),
             ))
         }
+    }
+
+    /// A name (see [`limits::name`]), located.
+    fn name(&self, v: &Spanned<String>, what: &str) -> Result<(), ScenarioError> {
+        limits::name(v.get_ref(), what).map_err(|m| self.at(v.span(), m))
     }
 
     fn fraction(&self, v: &Spanned<f64>, what: &str) -> Result<f64, ScenarioError> {
@@ -555,19 +601,47 @@ fn resolve(
         ))
     };
 
+    if let Some(n) = &raw.name {
+        limits::name(n, "name").map_err(|m| ctx.whole(m))?;
+    }
+
     // GPU types: built in, then the file's (same name replaces).
     let mut gpu_types = builtin_gpus();
-    for g in &raw.gpu_types {
+    for (i, g) in raw.gpu_types.iter().enumerate() {
+        ctx.name(&g.name, "gpu_types.name")?;
+        if let Some(first) = raw.gpu_types[..i]
+            .iter()
+            .find(|o| o.name.get_ref().eq_ignore_ascii_case(g.name.get_ref()))
+        {
+            let line = ctx.at(first.name.span(), "").line;
+            return Err(ctx.at(
+                g.name.span(),
+                format!(
+                    "gpu_types: {:?} is defined twice (first on line {line}); give each type one [[gpu_types]] entry",
+                    g.name.get_ref()
+                ),
+            ));
+        }
+        let watts = |v: &Spanned<f64>, what: &str| ctx.in_range(v, what, 0.0, true, MAX_WATTS);
         let spec = GpuSpec {
-            idle_w: ctx.positive(&g.idle_w, "idle_w")?,
-            allocated_idle_w: ctx.positive(&g.allocated_idle_w, "allocated_idle_w")?,
-            max_w: ctx.positive(&g.max_w, "max_w")?,
-            min_limit_w: ctx.positive(&g.min_limit_w, "min_limit_w")?,
+            idle_w: watts(&g.idle_w, "idle_w")?,
+            allocated_idle_w: watts(&g.allocated_idle_w, "allocated_idle_w")?,
+            max_w: watts(&g.max_w, "max_w")?,
+            min_limit_w: watts(&g.min_limit_w, "min_limit_w")?,
         };
         if !(spec.idle_w <= spec.allocated_idle_w && spec.allocated_idle_w <= spec.max_w) {
             return Err(ctx.at(
                 g.idle_w.span(),
                 "expected idle_w <= allocated_idle_w <= max_w".to_string(),
+            ));
+        }
+        if spec.min_limit_w > spec.max_w {
+            return Err(ctx.at(
+                g.min_limit_w.span(),
+                format!(
+                    "min_limit_w: expected at most max_w ({} W), found {} W",
+                    spec.max_w, spec.min_limit_w
+                ),
             ));
         }
         let def = GpuTypeDef {
@@ -588,10 +662,12 @@ fn resolve(
 
     // Models: built in, then the file's.
     let mut defs = builtin_models();
-    for m in &raw.models {
+    for (i, m) in raw.models.iter().enumerate() {
+        check_model(ctx, &raw.models[..i], m)?;
         let mut perf = Vec::new();
         for p in &m.perf {
-            gpu_index(ctx, &gpu_types, &p.gpu)?;
+            let ty = gpu_index(ctx, &gpu_types, &p.gpu)?;
+            check_perf(ctx, p, gpu_types[ty as usize].spec.max_w)?;
             perf.push(PerfFigures {
                 gpu: p.gpu.get_ref().clone(),
                 one_gpu: p.samples_per_s_1gpu,
@@ -604,14 +680,19 @@ fn resolve(
                 max_batch_per_gpu: p.max_batch_per_gpu,
             });
         }
+        let limit = match &m.limit_response {
+            None => ea2p_core::jobmodel::LimitResponse::DEFAULT,
+            Some(l) => limit_response(ctx, l, dir)?,
+        };
         let def = ModelDef {
             name: m.name.get_ref().clone(),
             stat: StatEff {
                 ref_batch: *m.ref_batch.get_ref(),
                 noise_scale: ctx.positive(&m.noise_scale, "noise_scale")?,
             },
-            max_gpus: m.max_gpus.max(1),
+            max_gpus: m.max_gpus,
             perf,
+            limit,
         };
         match defs
             .iter_mut()
@@ -643,8 +724,19 @@ fn resolve(
     let mut node_list: Vec<(u8, u32)> = Vec::new();
     match &raw.nodes {
         Some(nodes) => {
+            let (mut all_nodes, mut all_gpus) = (0u64, 0u64);
             for n in nodes {
                 let ty = gpu_index(ctx, &gpu_types, &n.gpu)?;
+                all_nodes += u64::from(n.count);
+                all_gpus += u64::from(n.count) * u64::from(*n.gpus_per_node.get_ref());
+                if all_nodes > MAX_NODES || all_gpus > MAX_GPUS {
+                    return Err(ctx.at(
+                        n.gpus_per_node.span(),
+                        format!(
+                            "[[nodes]]: the cluster would have {all_nodes} nodes and {all_gpus} GPUs; expected at most {MAX_NODES} nodes and {MAX_GPUS} GPUs"
+                        ),
+                    ));
+                }
                 gpu_counts[ty as usize] += n.count * n.gpus_per_node.get_ref();
                 if *n.gpus_per_node.get_ref() > 0 {
                     node_list.extend(std::iter::repeat_n(
@@ -681,12 +773,11 @@ fn resolve(
     }
 
     let hours = match &raw.hours {
-        Some(h) => ctx.positive(h, "hours")?,
+        Some(h) => ctx.in_range(h, "hours", 0.0, true, MAX_HOURS)?,
         None => base.as_ref().ok_or_else(|| missing("hours"))?.hours,
     };
     let seeds = match &raw.seeds {
-        Some(s) if *s.get_ref() == 0 => return Err(ctx.at(s.span(), "seeds: expected at least 1")),
-        Some(s) => *s.get_ref(),
+        Some(s) => ctx.count_in(s, "seeds", 1, u64::from(MAX_SEEDS))?,
         None => base.as_ref().ok_or_else(|| missing("seeds"))?.seeds,
     };
     let base_seed = match raw.seed {
@@ -707,9 +798,7 @@ fn resolve(
     }
     let users = or_base!(
         match &w.users {
-            Some(u) if *u.get_ref() == 0 =>
-                return Err(ctx.at(u.span(), "users: expected at least 1")),
-            Some(u) => Some(*u.get_ref()),
+            Some(u) => Some(ctx.count_in(u, "users", 1, u64::from(MAX_USERS))?),
             None => None,
         },
         users,
@@ -735,10 +824,10 @@ fn resolve(
         match &w.deadline_factor {
             Some(d) => {
                 let (lo, hi) = *d.get_ref();
-                if !(lo >= 1.0 && hi >= lo) {
+                if !(lo >= 1.0 && hi >= lo && hi <= 1000.0) {
                     return Err(ctx.at(
                         d.span(),
-                        format!("deadline_factor: expected [lo, hi] with 1 <= lo <= hi, found [{lo}, {hi}]"),
+                        format!("deadline_factor: expected [lo, hi] with 1 <= lo <= hi <= 1000, found [{lo}, {hi}]"),
                     ));
                 }
                 Some((lo, hi))
@@ -754,7 +843,7 @@ fn resolve(
             for m in list {
                 v.push((
                     model_index(ctx, &models, &m.model)?,
-                    ctx.positive(&m.weight, "weight")?,
+                    ctx.in_range(&m.weight, "weight", 0.0, true, MAX_WEIGHT)?,
                 ));
             }
             if v.is_empty() {
@@ -778,11 +867,8 @@ fn resolve(
         Some(list) => {
             let mut v = Vec::new();
             for g in list {
-                let c = *g.count.get_ref();
-                if c == 0 {
-                    return Err(ctx.at(g.count.span(), "count: expected at least 1 GPU"));
-                }
-                v.push((c, ctx.positive(&g.weight, "weight")?));
+                let c = ctx.count_in(&g.count, "count", 1, MAX_GPUS)?;
+                v.push((c, ctx.in_range(&g.weight, "weight", 0.0, true, MAX_WEIGHT)?));
             }
             if v.is_empty() {
                 return Err(ctx.whole("workload.gpus: expected at least one { count, weight }"));
@@ -792,7 +878,7 @@ fn resolve(
         None => bw.ok_or_else(|| missing("workload.gpus"))?.gpus.clone(),
     };
     let (size, size_unit, size_max) = match &w.size {
-        Some(s) => resolve_size(ctx, s, &gpu_types)?,
+        Some(s) => resolve_size(ctx, s, &gpu_types, bw)?,
         None => {
             let b = bw.ok_or_else(|| missing("workload.size"))?;
             let unit = match b.size_unit {
@@ -820,7 +906,7 @@ fn resolve(
             failed: None,
             skip_bad: None,
             job_table: None,
-        }) => Arrivals::Poisson(ctx.positive(&r, "poisson_rate_per_s")?),
+        }) => Arrivals::Poisson(ctx.in_range(&r, "poisson_rate_per_s", 0.0, true, MAX_RATE_PER_S)?),
         Some(RawArrivals {
             poisson_rate_per_s: None,
             trace: Some(t),
@@ -850,16 +936,18 @@ fn resolve(
             let format = fmt.get_ref().parse().map_err(|e: String| {
                 ctx.at(fmt.span(), format!("arrivals.format: {e} (leave format out for the simulator's own CSV)"))
             })?;
-            if !path.is_file() {
-                return Err(ctx.at(
-                    t.span(),
-                    format!("arrivals.trace: no such file {}", path.display()),
-                ));
-            }
+            // A regular file (a FIFO or a device is refused here, with what it is).
+            crate::input::open_regular(&path)
+                .map_err(|e| ctx.at(t.span(), format!("arrivals.trace: {e}")))?;
             let speed = match &speedup {
-                Some(v) => ctx.positive(v, "arrivals.speedup")?,
+                Some(v) => ctx.in_range(v, "arrivals.speedup", 0.0, true, 1e6)?,
                 None => 1.0,
             };
+            for (v, what) in [(&from_s, "arrivals.from_s"), (&to_s, "arrivals.to_s")] {
+                if let Some(v) = v {
+                    ctx.in_range(v, what, -1e12, false, 1e12)?;
+                }
+            }
             let lo = from_s.as_ref().map_or(f64::NEG_INFINITY, |v| *v.get_ref());
             let hi = to_s.as_ref().map_or(f64::INFINITY, |v| *v.get_ref());
             let span = to_s.as_ref().or(from_s.as_ref()).map_or(t.span(), |v| v.span());
@@ -883,12 +971,8 @@ fn resolve(
                 None => None,
                 Some(jt) if format == eas_traces::Format::Alibaba => {
                     let jpath = beside(dir, jt.get_ref());
-                    if !jpath.is_file() {
-                        return Err(ctx.at(
-                            jt.span(),
-                            format!("arrivals.job_table: no such file {}", jpath.display()),
-                        ));
-                    }
+                    crate::input::open_regular(&jpath)
+                        .map_err(|e| ctx.at(jt.span(), format!("arrivals.job_table: {e}")))?;
                     let table = eas_traces::load_alibaba_job_table(&jpath)
                         .map_err(|e| ctx.at(jt.span(), format!("arrivals.job_table: {e}")))?;
                     Some(Arc::new(table))
@@ -927,14 +1011,28 @@ fn resolve(
         )),
         None => bw.ok_or_else(|| missing("[arrivals]"))?.arrivals.clone(),
     };
+    // A model of the mix that fits no GPU type of this cluster could never run a job.
+    for &(mi, _) in mix
+        .iter()
+        .filter(|_| !matches!(arrivals, Arrivals::Trace(_)))
+    {
+        check_fits(
+            ctx,
+            &models[mi as usize],
+            &gpu_types,
+            &gpu_counts,
+            "workload.mix",
+        )?;
+    }
     if let Arrivals::Trace(jobs) = &arrivals {
         for j in jobs {
-            if !models
+            let Some(m) = models
                 .iter()
-                .any(|(m, _)| m.name.eq_ignore_ascii_case(&j.model))
-            {
+                .find(|(m, _)| m.name.eq_ignore_ascii_case(&j.model))
+            else {
                 return Err(ctx.whole(format!("trace: unknown model {:?}", j.model)));
-            }
+            };
+            check_fits(ctx, m, &gpu_types, &gpu_counts, "trace")?;
             if let Some(g) = &j.gpu_type {
                 match gpu_types
                     .iter()
@@ -962,11 +1060,7 @@ fn resolve(
      -> Result<Nanos, ScenarioError> {
         match v {
             Some(x) => {
-                let s = if positive {
-                    ctx.positive(x, what)?
-                } else {
-                    ctx.non_negative(x, what)?
-                };
+                let s = ctx.in_range(x, what, 0.0, positive, MAX_SECONDS)?;
                 Ok(nanos_from_secs(s))
             }
             None => dflt.ok_or_else(|| missing(what)),
@@ -1004,11 +1098,11 @@ fn resolve(
     )?;
     let mut params = PolicyParams {
         age_factor: match &p.age_factor {
-            Some(a) => ctx.non_negative(a, "age_factor")?,
+            Some(a) => ctx.in_range(a, "age_factor", 0.0, false, 1e6)?,
             None => bp.age_factor,
         },
         urgent_margin_s: match &p.urgent_margin_s {
-            Some(a) => ctx.non_negative(a, "urgent_margin_s")?,
+            Some(a) => ctx.in_range(a, "urgent_margin_s", 0.0, false, MAX_SECONDS)?,
             None => bp.urgent_margin_s,
         },
         limit_fractions: bp.limit_fractions,
@@ -1038,7 +1132,7 @@ fn resolve(
     let below_floor = |w: f64| w < idle_floor_w;
     let power_cap_w = match &p.power_cap_w {
         Some(c) => {
-            let w = ctx.positive(c, "power_cap_w")?;
+            let w = ctx.in_range(c, "power_cap_w", 0.0, true, MAX_WATTS)?;
             if below_floor(w) {
                 return Err(ctx.at(
                     c.span(),
@@ -1047,24 +1141,20 @@ fn resolve(
             }
             Some(w)
         }
-        None => match bw.and_then(|b| b.power_cap_w) {
-            Some(w) if below_floor(w) => {
-                return Err(ctx.whole(format!(
-                    "the seed protocol's power_cap_w ({w} W) is below this cluster's all-idle power ({idle_floor_w} W): set [policy] power_cap_w"
-                )))
-            }
-            other => other,
-        },
+        // Inherited from the seed protocol: only Charon honours it, so it is checked against
+        // the cluster when Charon runs (`limits::check_cap_for`), not here.
+        None => bw.and_then(|b| b.power_cap_w),
     };
     let mut cap_changes = Vec::new();
     match &raw.power_cap_changes {
         Some(list) => {
             for c in list {
-                let at = nanos_from_secs(ctx.non_negative(&c.at_h, "at_h")? * 3600.0);
+                let at =
+                    nanos_from_secs(ctx.in_range(&c.at_h, "at_h", 0.0, false, MAX_HOURS)? * 3600.0);
                 let watts = c
                     .watts
                     .as_ref()
-                    .map(|w| ctx.positive(w, "watts"))
+                    .map(|w| ctx.in_range(w, "watts", 0.0, true, MAX_WATTS))
                     .transpose()?;
                 if let (Some(w), Some(span)) = (watts, c.watts.as_ref().map(|w| w.span())) {
                     if below_floor(w) {
@@ -1128,12 +1218,14 @@ fn resolve_faults(
 ) -> Result<Faults, ScenarioError> {
     let d = Faults::default();
     let hours_or = |v: &Option<Spanned<f64>>, what: &str, dflt: Nanos| match v {
-        Some(x) => Ok(nanos_from_secs(ctx.non_negative(x, what)? * 3600.0)),
+        Some(x) => Ok(nanos_from_secs(
+            ctx.in_range(x, what, 0.0, false, MAX_HOURS)? * 3600.0,
+        )),
         None => Ok::<_, ScenarioError>(dflt),
     };
     let mut scripted = Vec::new();
     for e in &f.events {
-        let at = nanos_from_secs(ctx.non_negative(&e.at_h, "at_h")? * 3600.0);
+        let at = nanos_from_secs(ctx.in_range(&e.at_h, "at_h", 0.0, false, MAX_HOURS)? * 3600.0);
         scripted.push(match (&e.gpu, &e.node) {
             (Some(g), None) if *g.get_ref() < gpus => Scripted::Fail {
                 at,
@@ -1172,11 +1264,11 @@ fn resolve_faults(
         gpu_mtbf_h: f
             .gpu_mtbf_h
             .as_ref()
-            .map(|m| ctx.positive(m, "gpu_mtbf_h"))
+            .map(|m| ctx.in_range(m, "gpu_mtbf_h", 0.0, true, 1e12))
             .transpose()?,
         repair: hours_or(&f.repair_h, "repair_h", d.repair)?,
         node_drains_per_day: match &f.node_drains_per_day {
-            Some(r) => ctx.non_negative(r, "node_drains_per_day")?,
+            Some(r) => ctx.in_range(r, "node_drains_per_day", 0.0, false, 1e6)?,
             None => 0.0,
         },
         drain: hours_or(&f.drain_h, "drain_h", d.drain)?,
@@ -1189,30 +1281,67 @@ fn resolve_size(
     ctx: &Ctx<'_>,
     s: &RawSize,
     gpus: &[GpuTypeDef],
+    base: Option<&Scenario>,
 ) -> Result<(SizeDist, SizeUnit, f64), ScenarioError> {
-    let need = |v: &Option<Spanned<f64>>, what: &str| -> Result<f64, ScenarioError> {
+    let samples = matches!(
+        s.unit.as_ref().map(|u| u.get_ref().as_str()),
+        Some("samples")
+    );
+    let top = if samples { MAX_SAMPLES } else { MAX_SECONDS };
+    let Some(distribution) = &s.distribution else {
+        // Only the unit, the reference type or the maximum: the rest is the seed protocol's.
+        if let Some(v) = [&s.value, &s.mean, &s.median, &s.sigma]
+            .into_iter()
+            .flatten()
+            .next()
+        {
+            return Err(ctx.at(
+                v.span(),
+                "[workload.size]: value, mean, median and sigma need distribution = \"fixed\", \"exponential\" or \"lognormal\"",
+            ));
+        }
+        let b = base.ok_or_else(|| ctx.whole("[workload.size]: expected distribution = NAME"))?;
+        let mut out = resolve_size_unit(ctx, s, gpus)?;
+        out.0 = b.size;
+        if s.max.is_none() {
+            out.2 = b.size_max;
+        }
+        return Ok(out);
+    };
+    let need = |v: &Option<Spanned<f64>>, what: &str, hi: f64| -> Result<f64, ScenarioError> {
         match v {
-            Some(x) => ctx.positive(x, what),
+            Some(x) => ctx.in_range(x, what, 0.0, true, hi),
             None => Err(ctx.at(
-                s.distribution.span(),
+                distribution.span(),
                 format!(
                     "distribution {:?} needs `{what} = NUMBER`",
-                    s.distribution.get_ref()
+                    distribution.get_ref()
                 ),
             )),
         }
     };
-    let dist = match s.distribution.get_ref().as_str() {
-        "fixed" => SizeDist::Fixed(need(&s.value, "value")?),
-        "exponential" => SizeDist::Exponential(need(&s.mean, "mean")?),
-        "lognormal" => SizeDist::LogNormal { median: need(&s.median, "median")?, sigma: need(&s.sigma, "sigma")? },
+    let dist = match distribution.get_ref().as_str() {
+        "fixed" => SizeDist::Fixed(need(&s.value, "value", top)?),
+        "exponential" => SizeDist::Exponential(need(&s.mean, "mean", top)?),
+        "lognormal" => SizeDist::LogNormal { median: need(&s.median, "median", top)?, sigma: need(&s.sigma, "sigma", 10.0)? },
         other => {
             return Err(ctx.at(
-                s.distribution.span(),
+                distribution.span(),
                 format!("unknown distribution {other:?}: expected \"fixed\", \"exponential\" or \"lognormal\""),
             ))
         }
     };
+    let mut out = resolve_size_unit(ctx, s, gpus)?;
+    out.0 = dist;
+    Ok(out)
+}
+
+/// Unit, reference type and maximum of `[workload.size]` (the distribution is the caller's).
+fn resolve_size_unit(
+    ctx: &Ctx<'_>,
+    s: &RawSize,
+    gpus: &[GpuTypeDef],
+) -> Result<(SizeDist, SizeUnit, f64), ScenarioError> {
     let unit = match s.unit.as_ref().map(|u| (u.get_ref().as_str(), u.span())) {
         None | Some(("seconds", _)) => SizeUnit::Seconds {
             on_gpu: match &s.on_gpu {
@@ -1228,44 +1357,225 @@ fn resolve_size(
             ))
         }
     };
-    let max = match &s.max {
-        Some(m) => ctx.positive(m, "max")?,
-        None => f64::INFINITY,
+    let top = if unit == SizeUnit::Samples {
+        MAX_SAMPLES
+    } else {
+        MAX_SECONDS
     };
-    Ok((dist, unit, max))
+    let max = match &s.max {
+        Some(m) => ctx.in_range(m, "max", 0.0, true, top)?,
+        None => top,
+    };
+    Ok((SizeDist::Fixed(1.0), unit, max))
+}
+
+/// A model given in the file: a printable name, defined once, numbers in range.
+fn check_model(ctx: &Ctx<'_>, before: &[RawModel], m: &RawModel) -> Result<(), ScenarioError> {
+    ctx.name(&m.name, "models.name")?;
+    if let Some(first) = before
+        .iter()
+        .find(|o| o.name.get_ref().eq_ignore_ascii_case(m.name.get_ref()))
+    {
+        let line = ctx.at(first.name.span(), "").line;
+        return Err(ctx.at(
+            m.name.span(),
+            format!(
+                "models: {:?} is defined twice (first on line {line}); give each model one [[models]] entry",
+                m.name.get_ref()
+            ),
+        ));
+    }
+    ctx.count_in(&m.ref_batch, "ref_batch", 1, 1_000_000)?;
+    ctx.in_range(&m.noise_scale, "noise_scale", 0.0, true, 1e12)?;
+    if !(1..=MAX_GPUS).contains(&u64::from(m.max_gpus)) {
+        return Err(ctx.at(
+            m.name.span(),
+            format!(
+                "models {:?}: max_gpus: expected a whole number in [1, {MAX_GPUS}], found {}",
+                m.name.get_ref(),
+                m.max_gpus
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// One model's figures on one GPU type: every number finite and in range (the fit checks
+/// that they agree with each other). Located at the entry's `gpu`.
+fn check_perf(ctx: &Ctx<'_>, p: &RawPerf, max_w: f64) -> Result<(), ScenarioError> {
+    let at = |m: String| ctx.at(p.gpu.span(), format!("perf on {:?}: {m}", p.gpu.get_ref()));
+    let checks = [
+        (p.samples_per_s_1gpu, "samples_per_s_1gpu", 0.0, true, 1e9),
+        (p.samples_per_s_8gpu, "samples_per_s_8gpu", 0.0, true, 1e10),
+        (p.batch_per_gpu, "batch_per_gpu", 0.0, true, 1e6),
+        (p.fixed_fraction, "fixed_fraction", 0.0, false, 1.0),
+        (
+            p.sync_fixed_fraction,
+            "sync_fixed_fraction",
+            0.0,
+            false,
+            1.0,
+        ),
+        (p.gamma, "gamma", 1.0, false, 100.0),
+        (p.busy_w, "busy_w", 0.0, true, max_w),
+    ];
+    for (x, what, lo, open, hi) in checks {
+        limits::range(x, what, lo, open, hi).map_err(at)?;
+    }
+    if !(1..=1_000_000).contains(&p.max_batch_per_gpu) {
+        return Err(at(format!(
+            "max_batch_per_gpu: expected a whole number in [1, 1000000], found {}",
+            p.max_batch_per_gpu
+        )));
+    }
+    Ok(())
+}
+
+/// A model must have figures for at least one GPU type the cluster has, or none of its jobs
+/// could ever start.
+fn check_fits(
+    ctx: &Ctx<'_>,
+    (m, prof): &(ModelDef, ModelProfile),
+    gpus: &[GpuTypeDef],
+    counts: &[u32],
+    whence: &str,
+) -> Result<(), ScenarioError> {
+    let fits = (0..gpus.len()).any(|t| counts[t] > 0 && prof.perf[t].is_some());
+    if fits {
+        return Ok(());
+    }
+    let have: Vec<&str> = (0..gpus.len())
+        .filter(|&t| counts[t] > 0)
+        .map(|t| gpus[t].name.as_str())
+        .collect();
+    let figures: Vec<&str> = m.perf.iter().map(|f| f.gpu.as_str()).collect();
+    Err(ctx.whole(format!(
+        "{whence}: model {:?} has figures for {} but the cluster has only {}: none of its jobs could run; add [[models.perf]] for one of the cluster's types or take the model out",
+        m.name,
+        if figures.is_empty() { "no GPU type".to_string() } else { figures.join(", ") },
+        have.join(", ")
+    )))
 }
 
 /// A path named in a scenario: relative ones are taken from the scenario file's folder.
+/// A model's `limit_response`: a built-in response by name, or one fitted to the named
+/// configuration of a measured sweep (read bounded, errors with the sweep's file and line).
+fn limit_response(
+    ctx: &Ctx<'_>,
+    l: &Spanned<RawLimitResponse>,
+    dir: Option<&Path>,
+) -> Result<ea2p_core::jobmodel::LimitResponse, ScenarioError> {
+    use crate::validate;
+    let r = l.get_ref();
+    let at = |msg: String| ctx.at(l.span(), msg);
+    let names = || {
+        validate::BUILTIN_RESPONSES
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (&r.builtin, &r.measured) {
+        (Some(b), None) => {
+            if r.max_limit_w.is_some() || r.dataset.is_some() || r.network.is_some() || r.batch_size.is_some() {
+                return Err(at("limit_response: builtin takes no other key (max_limit_w, dataset, network and batch_size go with measured)".into()));
+            }
+            validate::builtin_response(b).ok_or_else(|| {
+                at(format!(
+                    "limit_response: unknown builtin {b:?}: expected one of {}",
+                    names()
+                ))
+            })
+        }
+        (None, Some(file)) => {
+            let (Some(max), Some(ds), Some(net), Some(batch)) =
+                (r.max_limit_w, &r.dataset, &r.network, r.batch_size)
+            else {
+                return Err(at("limit_response: measured needs max_limit_w, dataset, network and batch_size (which configuration of the sweep to fit)".into()));
+            };
+            if !(max > 0.0 && max.is_finite()) {
+                return Err(at(format!(
+                    "limit_response: max_limit_w: expected a positive number of watts, got {max}"
+                )));
+            }
+            let path = beside(dir, file);
+            validate::fit_from_file(&path, max, ds, net, batch)
+                .map_err(|e| at(format!("limit_response: {e}")))
+        }
+        _ => Err(at(format!(
+            "limit_response: expected exactly one of builtin (one of {}) or measured (a sweep CSV file)",
+            names()
+        ))),
+    }
+}
+
 fn beside(dir: Option<&Path>, name: &str) -> PathBuf {
     dir.map_or_else(|| PathBuf::from(name), |d| d.join(name))
 }
 
 fn read_trace(path: &Path) -> Result<Vec<TraceJob>, String> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| format!("cannot read trace {}: {e}", path.display()))?;
+    let file = crate::input::open_regular(path).map_err(|e| format!("cannot read trace: {e}"))?;
+    let mut rdr =
+        csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(crate::input::RowLimit::new(
+                file,
+                crate::input::MAX_ROW_BYTES,
+            ));
+    // The header first: `deserialize` would take a header it cannot read for an empty file.
+    let head = rdr
+        .headers()
+        .map_err(|e| format!("trace {}: cannot read the header row: {e}", path.display()))?;
+    if head.is_empty() {
+        return Err(format!(
+            "trace {}: the file is empty; expected a header row arrival_s,model,user,gpus,gpu_type,duration_s,deadline_s",
+            path.display()
+        ));
+    }
     let mut jobs = Vec::new();
     for (i, rec) in rdr.deserialize::<TraceJob>().enumerate() {
+        let bad = |m: String| format!("trace {} record {}: {m}", path.display(), i + 1);
+        if i >= limits::MAX_TRACE_ROWS {
+            return Err(bad(format!(
+                "more than {} jobs, the most a trace in this format may hold (it is loaded whole); use a public format (streamed) or cut the trace",
+                limits::MAX_TRACE_ROWS
+            )));
+        }
         let mut j = rec.map_err(|e| {
-            format!(
-                "trace {} record {}: {e} (expected columns arrival_s,model,user,gpus,gpu_type,duration_s,deadline_s)",
-                path.display(),
-                i + 1
-            )
+            bad(format!(
+                "{e} (expected columns arrival_s,model,user,gpus,gpu_type,duration_s,deadline_s)"
+            ))
         })?;
         if j.gpu_type.as_deref() == Some("") {
             j.gpu_type = None;
         }
-        if !(j.arrival_s >= 0.0 && j.duration_s > 0.0 && j.gpus > 0) {
-            return Err(format!(
-                "trace {} record {}: expected arrival_s >= 0, duration_s > 0, gpus >= 1",
-                path.display(),
-                i + 1
-            ));
-        }
+        check_trace_job(&j).map_err(bad)?;
         jobs.push(j);
     }
     jobs.sort_by(|a, b| a.arrival_s.total_cmp(&b.arrival_s));
     Ok(jobs)
+}
+
+/// One row of the simulator's CSV trace: every number in range (a run time of 1e308 s would
+/// overflow integer time and "complete" with impossible energy).
+fn check_trace_job(j: &TraceJob) -> Result<(), String> {
+    limits::range(j.arrival_s, "arrival_s", 0.0, false, MAX_SECONDS)?;
+    limits::range(j.duration_s, "duration_s", 0.0, true, MAX_SECONDS)?;
+    if let Some(d) = j.deadline_s {
+        limits::range(d, "deadline_s", j.arrival_s, false, 2.0 * MAX_SECONDS)
+            .map_err(|m| format!("{m} (a deadline comes after the arrival)"))?;
+    }
+    if !(1..=MAX_GPUS).contains(&u64::from(j.gpus)) {
+        return Err(format!(
+            "gpus: expected a whole number in [1, {MAX_GPUS}], found {}",
+            j.gpus
+        ));
+    }
+    if j.user >= MAX_USERS {
+        return Err(format!(
+            "user: expected a user id in [0, {}), found {}",
+            MAX_USERS, j.user
+        ));
+    }
+    Ok(())
 }

@@ -33,6 +33,9 @@ pub enum SimError {
         /// The core's error.
         detail: String,
     },
+    /// The scenario cannot be run as asked (a number out of range, a cap below the idle power).
+    #[error("{0}")]
+    Scenario(String),
     /// The run's trace could not be read (file, row, column and what was expected).
     #[error("trace: {0}")]
     Trace(String),
@@ -326,6 +329,8 @@ fn run_inner<'a>(
     run_index: u32,
     opts: RunOptions,
 ) -> Result<RunOutput, SimError> {
+    crate::limits::check(sc, 1).map_err(SimError::Scenario)?;
+    crate::limits::check_cap_for(sc, &[kind]).map_err(SimError::Scenario)?;
     let specs = sc.specs();
     let mut sim = Sim {
         sc,
@@ -682,7 +687,15 @@ impl Sim<'_> {
         evaluate(&self.profiles[spec.model as usize], &self.specs, cfg).map_err(|e| {
             self.err(
                 now,
-                format!("job {}: configuration {cfg:?}: {e:?}", spec.id),
+                format!(
+                    "job {}: {} GPUs of type {}, batch {}, limit {} W: {}",
+                    spec.id,
+                    cfg.gpus,
+                    cfg.gpu_type,
+                    cfg.batch,
+                    cfg.limit_w,
+                    crate::words::config_error(&e)
+                ),
             )
         })?;
         if spec.rigid {
@@ -1047,7 +1060,7 @@ impl Sim<'_> {
                 )
                 .map_err(|e| SimError::Policy {
                     policy: self.kind.name().to_string(),
-                    detail: format!("{e:?}"),
+                    detail: crate::words::policy_error(&e),
                 })?;
             }
             let n = out.len();

@@ -209,24 +209,56 @@ pub fn generate(sc: &Scenario, run: u32) -> Vec<JobSpec> {
 }
 
 fn poisson(sc: &Scenario, specs: &[GpuSpec], rate: f64, horizon: Nanos, run: u32) -> Vec<JobSpec> {
-    let mut rng = rng_for(sc.base_seed, run);
-    let mut out = Vec::with_capacity((rate * sc.hours * 3600.0 * 1.2) as usize + 16);
-    let mut t = 0.0f64;
-    loop {
-        // Every job draws the same number of values in the same order, whatever its options.
-        t += -libm::log(1.0 - uniform(&mut rng)) / rate;
-        let model = weighted(&mut rng, &sc.mix);
-        let user = (uniform(&mut rng) * sc.users as f64) as u32 % sc.users.max(1);
-        let k_drawn = weighted(&mut rng, &sc.gpus);
-        let rigid = uniform(&mut rng) < sc.rigid_fraction;
-        let type_u = uniform(&mut rng);
-        let size = sample_size(&mut rng, sc.size).min(sc.size_max);
-        let urgent = uniform(&mut rng) < sc.urgent_fraction;
-        let factor_u = uniform(&mut rng);
-        let arrival = nanos_from_secs(t);
-        if arrival >= horizon {
-            break;
+    // Expected count plus margin, capped: the rate and the horizon are checked (`limits`), but
+    // a reservation is never sized by them alone.
+    let expect = (rate * sc.hours * 3600.0 * 1.2).min(crate::limits::MAX_JOBS_PER_RUN) as usize;
+    let mut out = Vec::with_capacity(expect + 16);
+    out.extend(PoissonJobs::new(sc, specs, rate, run).take_while(|j| j.arrival < horizon));
+    out
+}
+
+/// The Poisson jobs of run `run`, drawn one at a time without end (the caller stops at the
+/// horizon, or at a count: `gen-trace` writes each job as it is drawn).
+#[derive(Debug)]
+pub struct PoissonJobs<'a> {
+    sc: &'a Scenario,
+    specs: &'a [GpuSpec],
+    rate: f64,
+    rng: Pcg64,
+    t: f64,
+    next_id: u64,
+}
+
+impl<'a> PoissonJobs<'a> {
+    /// The stream of run `run` at `rate` jobs per second (`specs`: the scenario's, in type
+    /// order).
+    pub fn new(sc: &'a Scenario, specs: &'a [GpuSpec], rate: f64, run: u32) -> Self {
+        PoissonJobs {
+            sc,
+            specs,
+            rate,
+            rng: rng_for(sc.base_seed, run),
+            t: 0.0,
+            next_id: 0,
         }
+    }
+}
+
+impl Iterator for PoissonJobs<'_> {
+    type Item = JobSpec;
+    fn next(&mut self) -> Option<JobSpec> {
+        let (sc, specs, rng) = (self.sc, self.specs, &mut self.rng);
+        // Every job draws the same number of values in the same order, whatever its options.
+        self.t += -libm::log(1.0 - uniform(rng)) / self.rate;
+        let model = weighted(rng, &sc.mix);
+        let user = (uniform(rng) * sc.users as f64) as u32 % sc.users.max(1);
+        let k_drawn = weighted(rng, &sc.gpus);
+        let rigid = uniform(rng) < sc.rigid_fraction;
+        let type_u = uniform(rng);
+        let size = sample_size(rng, sc.size).min(sc.size_max);
+        let urgent = uniform(rng) < sc.urgent_fraction;
+        let factor_u = uniform(rng);
+        let arrival = nanos_from_secs(self.t);
         let prof = &sc.models[model as usize].1;
         let k = k_drawn.min(prof.max_gpus).min(max_count(sc)).max(1);
         let gpu_type = if rigid {
@@ -253,10 +285,13 @@ fn poisson(sc: &Scenario, specs: &[GpuSpec], rate: f64, horizon: Nanos, run: u32
         };
         let isolated_s = best_goodput(sc, specs, prof, &req).map_or(size, |g| work / g);
         let (lo, hi) = sc.deadline_factor;
-        let deadline =
-            urgent.then(|| arrival + nanos_from_secs((lo + (hi - lo) * factor_u) * isolated_s));
-        out.push(JobSpec {
-            id: out.len() as u64,
+        let deadline = urgent.then(|| {
+            arrival.saturating_add(nanos_from_secs((lo + (hi - lo) * factor_u) * isolated_s))
+        });
+        let id = self.next_id;
+        self.next_id += 1;
+        Some(JobSpec {
+            id,
             arrival,
             model,
             user,
@@ -266,7 +301,6 @@ fn poisson(sc: &Scenario, specs: &[GpuSpec], rate: f64, horizon: Nanos, run: u32
             urgent,
             deadline,
             isolated_s,
-        });
+        })
     }
-    out
 }

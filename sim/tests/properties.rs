@@ -65,7 +65,7 @@ fn knobs() -> impl Strategy<Value = Knobs> {
 fn cap_w(k: &Knobs, frac: f64) -> f64 {
     let a = (k.a100_nodes * k.a100_per_node) as f64;
     let h = (k.h100_nodes * k.h100_per_node) as f64;
-    let floor = 1.1 * (a * 55.0 + h * 79.0);
+    let floor = 1.1 * (a * 50.0 + h * 73.0); // the catalogue's idle A100 and H100
     let ceil = a * 400.0 + h * 700.0;
     floor + (ceil - floor) * frac
 }
@@ -251,11 +251,11 @@ fn idle_cluster_uses_exactly_idle_power_times_gpus_times_time() {
     for p in PolicyKind::ALL {
         let out = run_with(&sc, p, &generate(&sc, 0), 0, RunOptions::default()).unwrap();
         let ns = 5u128 * 3600 * 1_000_000_000;
-        let expect = (8 * 55_000 + 8 * 79_000) as u128 * ns; // mW x ns = pJ
+        let expect = (8 * 50_000 + 8 * 73_000) as u128 * ns; // mW x ns = pJ (idle A100 50 W, H100 73 W)
         assert_eq!(out.energy_pj, (expect, 0, expect));
         assert_eq!(
             out.result.energy_kwh,
-            (8.0 * 55.0 + 8.0 * 79.0) * 5.0 / 1000.0
+            (8.0 * 50.0 + 8.0 * 73.0) * 5.0 / 1000.0
         );
         assert_eq!(out.result.jobs_completed, 0);
     }

@@ -218,7 +218,7 @@ fn alibaba_job_table_gives_users_and_submissions() {
     ))
     .unwrap_err();
     assert!(
-        err.contains("job_table: no such file /nonexistent/j.csv"),
+        err.contains("job_table: cannot open /nonexistent/j.csv: No such file"),
         "{err}"
     );
     std::fs::write(
@@ -259,7 +259,10 @@ fn scenario_errors_name_the_place() {
     assert!(err.starts_with("trace.toml:5:"), "{err}");
     assert!(err.contains("helios, philly or alibaba"), "{err}");
     let err = scenario(&trace_line(Path::new("/nonexistent/x.csv"), "helios", "")).unwrap_err();
-    assert!(err.contains("no such file /nonexistent/x.csv"), "{err}");
+    assert!(
+        err.contains("cannot open /nonexistent/x.csv: No such file"),
+        "{err}"
+    );
     let err = scenario(&format!(
         "trace = {:?}\nspeedup = 2.0",
         file.display().to_string()

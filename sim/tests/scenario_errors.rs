@@ -80,14 +80,24 @@ fn unknown_gpu_and_bad_numbers_are_located() {
     assert!(e.starts_with("bad.toml:2:") && e.contains("[0, 1]"), "{e}");
     let e = err("[workload.size]\ndistribution = \"lognormal\"\nmedian = 60.0\n");
     assert!(e.starts_with("bad.toml:2:") && e.contains("sigma"), "{e}");
-    let e = err("[policy]\npower_cap_w = 1000.0\n");
+    let e = err("[policy]\npower_cap_w = 900.0\n");
     assert!(
-        e.starts_with("bad.toml:2:") && e.contains("all-idle power (1072 W)"),
+        e.starts_with("bad.toml:2:") && e.contains("all-idle power (984 W)"),
         "{e}"
     );
-    let e = err("[[nodes]]\ngpu = \"H100\"\ncount = 12\ngpus_per_node = 8\n");
+    // The seed protocol's cap is Charon's: a cluster whose idle power is above it is refused
+    // only when Charon runs.
+    let big = parse_str(
+        "[[nodes]]\ngpu = \"H100\"\ncount = 12\ngpus_per_node = 8\n",
+        "big.toml",
+        None,
+    )
+    .unwrap();
+    use ea2p_core::policy::PolicyKind;
+    eas_sim::limits::check_cap_for(&big, &[PolicyKind::Fifo, PolicyKind::Pollux]).unwrap();
+    let e = eas_sim::limits::check_cap_for(&big, &[PolicyKind::Charon]).unwrap_err();
     assert!(
-        e.contains("seed protocol's power_cap_w") && e.contains("set [policy] power_cap_w"),
+        e.contains("charon") && e.contains("set [policy] power_cap_w"),
         "{e}"
     );
     let e = err("[policy]\nlimit_fractions = [1.0, 0.9, 0.5, 0.7]\n");
@@ -166,4 +176,55 @@ fn every_shipped_scenario_file_parses_and_runs() {
         }
     }
     assert!(n >= 3, "seed, power-cap and mm16 scenarios");
+}
+
+#[test]
+fn limit_response_from_a_builtin_or_a_measured_sweep() {
+    let model = |lr: &str| {
+        format!(
+            "[[models]]\nname = \"m\"\nref_batch = 32\nnoise_scale = 100.0\nlimit_response = {lr}\n[[models.perf]]\ngpu = \"A100\"\nsamples_per_s_1gpu = 100.0\nsamples_per_s_8gpu = 700.0\nbatch_per_gpu = 32.0\nbusy_w = 300.0\nmax_batch_per_gpu = 64\n"
+        )
+    };
+    let find = |sc: &Scenario| sc.models.iter().find(|(d, _)| d.name == "m").unwrap().1;
+    let sc = parse_str(&model("{ builtin = \"bert-base\" }"), "s.toml", None).unwrap();
+    assert_eq!(
+        find(&sc).perf[0].unwrap().limit,
+        ea2p_core::jobmodel::LimitResponse::BERT_BASE
+    );
+    // A measured sweep, relative to the scenario's directory: the Zeus V100 file's ResNet-50 at
+    // batch 256 (5 rows at 150-225 W against the 250 W row).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("calibration/zeus-nsdi23");
+    let lr = "{ measured = \"summary_power_v100.csv\", max_limit_w = 250.0, dataset = \"imagenet\", network = \"resnet50\", batch_size = 256 }";
+    let sc = parse_str(&model(lr), "s.toml", Some(&dir)).unwrap();
+    let r = find(&sc).perf[0].unwrap().limit;
+    let (t, p) = r.ratios(0.88, 0.6);
+    assert!(
+        (1.1..1.3).contains(&t) && (0.6..0.75).contains(&p),
+        "{r:?}: {t} {p}"
+    );
+    // Errors: unknown builtin, both keys, missing keys, too few rows, a bad file.
+    let e = err(&model("{ builtin = \"nope\" }"));
+    assert!(
+        e.starts_with("bad.toml:5:") && e.contains("default, resnet50, bert-base"),
+        "{e}"
+    );
+    let e = err(&model("{ builtin = \"default\", measured = \"x.csv\" }"));
+    assert!(e.contains("exactly one of builtin"), "{e}");
+    let e = err(&model("{ measured = \"x.csv\" }"));
+    assert!(
+        e.contains("needs max_limit_w, dataset, network and batch_size"),
+        "{e}"
+    );
+    let few = lr.replace("batch_size = 256", "batch_size = 3");
+    let e = parse_str(&model(&few), "s.toml", Some(&dir))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("0 rows of (imagenet, resnet50, batch 3)"), "{e}");
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("bad.csv"), "dataset,network,batch_size,optimizer,power_limit,time_per_epoch,average_power\nimagenet,resnet50,256,a,250,inf,200\n").unwrap();
+    let bad = lr.replace("summary_power_v100.csv", "bad.csv");
+    let e = parse_str(&model(&bad), "s.toml", Some(tmp.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bad.csv:2: time_per_epoch"), "{e}");
 }

@@ -1,7 +1,7 @@
 /*
  * ea2p.h: the C interface of ea2p-core (energy counters, energy tracks, estimators, metrics,
- * job model and scheduling policies). Link with libea2p_capi.a (and -lm -lpthread -ldl) or
- * libea2p_capi.so. See adapters/capi/README.md.
+ * job model, scheduling policies and the measuring session). Link with libea2p_capi.a (and
+ * -lm -lpthread -ldl) or libea2p_capi.so. See adapters/capi/README.md.
  */
 
 #ifndef EA2P_H
@@ -57,6 +57,33 @@
  * Number of power-limit fractions in `Ea2pPolicyParams.limit_fractions`.
  */
 #define EA2P_LIMIT_FRACTIONS 4
+
+/**
+ * Sources one session holds.
+ */
+#define EA2P_SESSION_SOURCES 32
+
+/**
+ * Regions one session keeps open at once.
+ */
+#define EA2P_SESSION_OPEN_REGIONS 64
+
+/**
+ * Ended regions whose energy a session keeps for `ea2p_session_region`, latest first; an
+ * older one is forgotten (`EA2P_STATUS_UNKNOWN_REGION`).
+ */
+#define EA2P_SESSION_KEPT_REGIONS 256
+
+/**
+ * Anomaly reasons tallied per source: the length of `Ea2pSourceSummary.anomalies`, indexed by
+ * `Ea2pGapReason`.
+ */
+#define EA2P_GAP_REASONS 13
+
+/**
+ * Longest frame a sink receives, bytes.
+ */
+#define EA2P_MAX_FRAME_LEN 520
 
 /**
  * Bytes of state in an `Ea2pTrack`: the largest postcard encoding of a track is 105 bytes
@@ -166,6 +193,44 @@ typedef enum Ea2pStatus {
      * Policy: a job names a model index that is not in the cluster view.
      */
     EA2P_STATUS_UNKNOWN_MODEL = 51,
+    /**
+     * Session: no source has this id.
+     */
+    EA2P_STATUS_UNKNOWN_SOURCE = 60,
+    /**
+     * Session: another source has this id.
+     */
+    EA2P_STATUS_DUPLICATE_ID = 61,
+    /**
+     * Session: as many sources, or regions open at once, as the session holds.
+     */
+    EA2P_STATUS_TOO_MANY = 62,
+    /**
+     * Session: a region of this name is open already.
+     */
+    EA2P_STATUS_REGION_OPEN = 63,
+    /**
+     * Session: no open region has this name.
+     */
+    EA2P_STATUS_REGION_NOT_OPEN = 64,
+    /**
+     * Session: no region has this id (never begun, not measured, or forgotten).
+     */
+    EA2P_STATUS_UNKNOWN_REGION = 65,
+    /**
+     * Session: a name or string that is empty where a name is needed, or not UTF-8.
+     */
+    EA2P_STATUS_INVALID_NAME = 66,
+    /**
+     * Session: the sink returned non-zero for a record (the fold still took it; the profile
+     * misses that frame).
+     */
+    EA2P_STATUS_SINK_FAILED = 67,
+    /**
+     * Session: not allowed now (a reading after `ea2p_session_finish`, a sink set after the
+     * first source).
+     */
+    EA2P_STATUS_WRONG_STATE = 68,
     /**
      * A bug: the library panicked. The out pointers and the state are unchanged.
      */
@@ -305,6 +370,125 @@ typedef enum Ea2pDramGeneration {
      */
     EA2P_DRAM_GENERATION_DDR5 = 1,
 } Ea2pDramGeneration;
+
+/**
+ * The part of the machine a source measures (the core's `Component`).
+ */
+typedef enum Ea2pComponent {
+    /**
+     * A CPU package (socket), RAPL `package-N`.
+     */
+    EA2P_COMPONENT_CPU_PACKAGE = 0,
+    /**
+     * The cores of a package, RAPL `core` (inside the package: not added to totals).
+     */
+    EA2P_COMPONENT_CPU_CORES = 1,
+    /**
+     * The uncore of a package, RAPL `uncore` (inside the package: not added to totals).
+     */
+    EA2P_COMPONENT_UNCORE = 2,
+    /**
+     * DRAM, RAPL `dram`.
+     */
+    EA2P_COMPONENT_DRAM = 3,
+    /**
+     * The whole platform, RAPL `psys` (contains the rest: not added to totals).
+     */
+    EA2P_COMPONENT_PLATFORM = 4,
+    /**
+     * One GPU.
+     */
+    EA2P_COMPONENT_GPU = 5,
+} Ea2pComponent;
+
+/**
+ * Why a read failed (the core's `ReadErrorKind`), for `ea2p_session_read_error`.
+ */
+typedef enum Ea2pReadErrorKind {
+    /**
+     * The file or device is there but may not be read.
+     */
+    EA2P_READ_ERROR_KIND_PERMISSION_DENIED = 0,
+    /**
+     * The file, device or library went away.
+     */
+    EA2P_READ_ERROR_KIND_GONE = 1,
+    /**
+     * The value could not be parsed or was out of range.
+     */
+    EA2P_READ_ERROR_KIND_MALFORMED = 2,
+    /**
+     * Any other I/O or driver error.
+     */
+    EA2P_READ_ERROR_KIND_OTHER = 3,
+} Ea2pReadErrorKind;
+
+/**
+ * Why a source has no valid reading over some time: the core's `GapReason`, each value its
+ * position in `GapReason::ALL` (the index of `Ea2pSourceSummary.anomalies`). The values are
+ * not copied by hand: a compile-time check below proves every value equals the core's index,
+ * and the header test proves the header names every reason of the core under its value.
+ */
+typedef enum Ea2pGapReason {
+    /**
+     * Reads failed: permission denied.
+     */
+    EA2P_GAP_REASON_READ_ERROR_PERMISSION_DENIED,
+    /**
+     * Reads failed: the device went away.
+     */
+    EA2P_GAP_REASON_READ_ERROR_GONE,
+    /**
+     * Reads failed: the value did not parse.
+     */
+    EA2P_GAP_REASON_READ_ERROR_MALFORMED,
+    /**
+     * Reads failed: another error.
+     */
+    EA2P_GAP_REASON_READ_ERROR_OTHER,
+    /**
+     * The device went away.
+     */
+    EA2P_GAP_REASON_DEVICE_LOST,
+    /**
+     * The source was stopped after failing.
+     */
+    EA2P_GAP_REASON_SOURCE_FAILED,
+    /**
+     * The sampler fell behind and missed reads.
+     */
+    EA2P_GAP_REASON_OVERRUN,
+    /**
+     * The counter went backwards without wrapping: the energy since the last reading is unknown.
+     */
+    EA2P_GAP_REASON_COUNTER_RESET,
+    /**
+     * The counter advanced by more than the component can draw over the interval: not added.
+     */
+    EA2P_GAP_REASON_IMPLAUSIBLE_DELTA,
+    /**
+     * The counter read above its declared largest value: ignored.
+     */
+    EA2P_GAP_REASON_OUT_OF_RANGE,
+    /**
+     * The reading's time was not after the previous one's: ignored.
+     */
+    EA2P_GAP_REASON_OUT_OF_ORDER,
+    /**
+     * A power reading that is negative or above any machine's power: ignored.
+     */
+    EA2P_GAP_REASON_INVALID_VALUE,
+    /**
+     * A reading of the other kind than the source declared: ignored.
+     */
+    EA2P_GAP_REASON_WRONG_KIND,
+} Ea2pGapReason;
+
+/**
+ * A measuring session and its fold (opaque: only pointers cross the boundary). Made by
+ * `ea2p_session_new`, freed by `ea2p_session_free`. Not thread-safe: one thread at a time.
+ */
+typedef struct Ea2pSession Ea2pSession;
 
 /**
  * An energy counter followed through successive reads. Allocate it anywhere (it holds no
@@ -774,6 +958,166 @@ typedef struct Ea2pDecision {
 } Ea2pDecision;
 
 /**
+ * What a profile's header says, for `ea2p_session_set_sink`.
+ */
+typedef struct Ea2pProfileInfo {
+    /**
+     * Wall-clock start, ns since the Unix epoch.
+     */
+    uint64_t start_unix_ns;
+    /**
+     * The caller's monotonic clock at that same instant (the origin of every `t_ns`).
+     */
+    uint64_t monotonic_origin_ns;
+    /**
+     * The sampling interval the caller aims at, ns.
+     */
+    uint64_t interval_ns;
+    /**
+     * NUL-terminated UTF-8 host name, or null (cut to 64 bytes).
+     */
+    const char *hostname;
+    /**
+     * NUL-terminated UTF-8 description of what is measured, or null (cut to 128 bytes).
+     */
+    const char *command;
+} Ea2pProfileInfo;
+
+/**
+ * Receives each encoded profile record (one self-delimiting frame of `len` bytes, at most
+ * `EA2P_MAX_FRAME_LEN`), in order; appending them to a file makes a profile that `ea2p report`
+ * reads. The bytes are valid only during the call. Returns 0 on success; any other value makes
+ * the call that wrote the record return `EA2P_STATUS_SINK_FAILED` (the fold still took it).
+ * The sink must not call back into the session.
+ */
+typedef int32_t (*Ea2pSink)(void *user_data, const uint8_t *bytes, size_t len);
+
+/**
+ * What a source is, for `ea2p_session_add_counter` and `ea2p_session_add_power`.
+ */
+typedef struct Ea2pSourceSpec {
+    /**
+     * An `Ea2pComponent` value.
+     */
+    uint32_t component;
+    /**
+     * Socket, package or GPU index within its component.
+     */
+    uint32_t index;
+    /**
+     * NUL-terminated UTF-8 name, not empty (cut to 64 bytes at a character boundary).
+     */
+    const char *name;
+    /**
+     * The most the component can draw, watts: finite and not negative; 0 when unknown. A
+     * counter delta above it over the whole interval since the last reading is refused.
+     */
+    double max_power_w;
+    /**
+     * How often the source's value changes, ns (0 when unknown); peak power is taken over
+     * windows no shorter than this.
+     */
+    uint64_t update_period_ns;
+    /**
+     * True for a value from a model rather than a sensor.
+     */
+    bool estimated;
+} Ea2pSourceSpec;
+
+/**
+ * Count and time of one anomaly reason.
+ */
+typedef struct Ea2pTally {
+    /**
+     * Gap records of this reason.
+     */
+    uint64_t count;
+    /**
+     * Time they cover, ns (overlaps counted once).
+     */
+    uint64_t covered_ns;
+} Ea2pTally;
+
+/**
+ * The fold's figures for one source, from `ea2p_session_source`.
+ */
+typedef struct Ea2pSourceSummary {
+    /**
+     * Energy since the first reading, joules.
+     */
+    double energy_j;
+    /**
+     * Average power between the first and the last sample, watts (0 before two samples).
+     */
+    double avg_w;
+    /**
+     * Highest power averaged over a window of `peak_window_ns`, watts.
+     */
+    double peak_w;
+    /**
+     * The window of `peak_w`: `max(min window, update period)`, or the run's span after
+     * `ea2p_session_finish` when the run is shorter than one window.
+     */
+    uint64_t peak_window_ns;
+    /**
+     * Samples written (accepted readings, and the re-based one after a reset or a refusal).
+     */
+    uint64_t samples;
+    /**
+     * Counter wraps handled (exact: not anomalies).
+     */
+    uint64_t wraps;
+    /**
+     * Readings refused or failed, all reasons.
+     */
+    uint64_t refused;
+    /**
+     * Runs of consecutive gaps.
+     */
+    uint64_t gap_runs;
+    /**
+     * Time from the start of each run of gaps to the next accepted reading, ns.
+     */
+    uint64_t without_readings_ns;
+    /**
+     * First and last sample's time, ns (both 0 when `samples` is 0).
+     */
+    uint64_t first_t_ns;
+    /**
+     * See `first_t_ns`.
+     */
+    uint64_t last_t_ns;
+    /**
+     * Per reason, indexed by `Ea2pGapReason`.
+     */
+    struct Ea2pTally anomalies[EA2P_GAP_REASONS];
+} Ea2pSourceSummary;
+
+/**
+ * A region's figures, from `ea2p_session_region`.
+ */
+typedef struct Ea2pRegionSummary {
+    /**
+     * Begin time, ns.
+     */
+    uint64_t begin_t_ns;
+    /**
+     * End time, ns; the latest time seen while the region is open.
+     */
+    uint64_t end_t_ns;
+    /**
+     * Energy of the sources not nested in another (packages, DRAM, GPUs), joules.
+     */
+    double total_j;
+    /**
+     * True when every boundary is placed: the figures are final. Before that (the region is
+     * open, or no reading has come after its end yet) they are what the fold would say if the
+     * stream ended now.
+     */
+    bool complete;
+} Ea2pRegionSummary;
+
+/**
  * A cumulative-energy series followed point by point. Allocate it anywhere (it holds no
  * pointer), initialise it with `ea2p_track_init`, and treat the fields as private.
  */
@@ -1175,6 +1519,210 @@ enum Ea2pStatus ea2p_schedule(uint32_t policy,
                               struct Ea2pDecision *out,
                               size_t out_cap,
                               size_t *out_len);
+
+/**
+ * Makes a session with no source and writes its handle to `*out`. Peak power is taken over
+ * windows of at least `min_peak_window_ns` (0: the default, 10 ms) and at least each source's
+ * update period. Free it with `ea2p_session_free`.
+ *
+ * # Safety
+ * `out` is null or valid for writes of a pointer.
+ */
+enum Ea2pStatus ea2p_session_new(uint64_t min_peak_window_ns, struct Ea2pSession **out);
+
+/**
+ * Frees a session made by `ea2p_session_new`; null does nothing.
+ *
+ * # Safety
+ * `s` is null or a pointer from `ea2p_session_new` not yet freed; it is invalid afterwards.
+ */
+void ea2p_session_free(struct Ea2pSession *s);
+
+/**
+ * Sends every record from now on, encoded as profile frames, to `sink` (with `user_data`),
+ * starting with a header made from `info`. Only before the first source is added
+ * (`EA2P_STATUS_WRONG_STATE` after), so the profile is complete.
+ *
+ * # Safety
+ * `s` as for every session function; `info` is null or points to an initialised
+ * `Ea2pProfileInfo` whose strings are null or NUL-terminated; `sink` is safe to call with
+ * `user_data` until the session is freed.
+ */
+enum Ea2pStatus ea2p_session_set_sink(struct Ea2pSession *s,
+                                      const struct Ea2pProfileInfo *info,
+                                      Ea2pSink sink,
+                                      void *user_data);
+
+/**
+ * Declares an energy counter under `id`: `joules_per_tick` finite and positive (1e-6 for RAPL
+ * `energy_uj`), `max_ticks` its largest value before it wraps to zero (RAPL
+ * `max_energy_range_uj`; 0 when unknown: then a backwards step is a reset).
+ *
+ * Errors: `EA2P_STATUS_NULL_POINTER`, `EA2P_STATUS_INVALID_ARGUMENT` (tick size or power bound
+ * NaN, infinite or out of range, unknown component), `EA2P_STATUS_INVALID_NAME`,
+ * `EA2P_STATUS_DUPLICATE_ID`, `EA2P_STATUS_TOO_MANY` (`EA2P_SESSION_SOURCES`),
+ * `EA2P_STATUS_WRONG_STATE` (after `ea2p_session_finish`), `EA2P_STATUS_SINK_FAILED`.
+ *
+ * # Safety
+ * `s` is null or a live handle from `ea2p_session_new` used by no other thread; `spec` is null
+ * or points to an initialised `Ea2pSourceSpec` whose name is null or NUL-terminated.
+ */
+enum Ea2pStatus ea2p_session_add_counter(struct Ea2pSession *s,
+                                         uint16_t id,
+                                         const struct Ea2pSourceSpec *spec,
+                                         double joules_per_tick,
+                                         uint64_t max_ticks);
+
+/**
+ * Declares a power source (readings in milliwatts) under `id`. Errors as
+ * `ea2p_session_add_counter`.
+ *
+ * # Safety
+ * As `ea2p_session_add_counter`.
+ */
+enum Ea2pStatus ea2p_session_add_power(struct Ea2pSession *s,
+                                       uint16_t id,
+                                       const struct Ea2pSourceSpec *spec);
+
+/**
+ * A counter value `raw` (ticks) of source `id` read at `t_ns`. Every reading is used: as a
+ * sample, or as a gap with its reason (a reset, an impossible delta, a value past the wrap
+ * point, a time not after the previous one, a counter reading for a power source), counted in
+ * `Ea2pSourceSummary.anomalies`; those are `EA2P_STATUS_OK`.
+ *
+ * Errors: `EA2P_STATUS_NULL_POINTER`, `EA2P_STATUS_UNKNOWN_SOURCE`, `EA2P_STATUS_WRONG_STATE`
+ * (after `ea2p_session_finish`), `EA2P_STATUS_SINK_FAILED`.
+ *
+ * # Safety
+ * `s` is null or a live handle from `ea2p_session_new` used by no other thread.
+ */
+enum Ea2pStatus ea2p_session_reading(struct Ea2pSession *s,
+                                     uint16_t id,
+                                     uint64_t t_ns,
+                                     uint64_t raw);
+
+/**
+ * A power reading of `milliwatts` of source `id` at `t_ns`; as `ea2p_session_reading`.
+ *
+ * # Safety
+ * As `ea2p_session_reading`.
+ */
+enum Ea2pStatus ea2p_session_power_reading(struct Ea2pSession *s,
+                                           uint16_t id,
+                                           uint64_t t_ns,
+                                           uint64_t milliwatts);
+
+/**
+ * A read of source `id` at `t_ns` failed with `kind` (an `Ea2pReadErrorKind` value): a gap
+ * from its last accepted reading to `t_ns`. The next counter reading carries the energy.
+ *
+ * Errors: as `ea2p_session_reading`, and `EA2P_STATUS_INVALID_ARGUMENT` for an unknown kind.
+ *
+ * # Safety
+ * As `ea2p_session_reading`.
+ */
+enum Ea2pStatus ea2p_session_read_error(struct Ea2pSession *s,
+                                        uint16_t id,
+                                        uint64_t t_ns,
+                                        uint32_t kind);
+
+/**
+ * Opens region `name` (NUL-terminated UTF-8, not empty, cut to 64 bytes) at `t_ns` and, when
+ * `region_id` is not null, writes its id there (also with `EA2P_STATUS_SINK_FAILED`: the
+ * region is open). Regions nest and overlap under different names.
+ *
+ * Errors: `EA2P_STATUS_NULL_POINTER` (`s` or `name`), `EA2P_STATUS_INVALID_NAME`,
+ * `EA2P_STATUS_REGION_OPEN` (a region of this name is open), `EA2P_STATUS_TOO_MANY`
+ * (`EA2P_SESSION_OPEN_REGIONS`), `EA2P_STATUS_WRONG_STATE`, `EA2P_STATUS_SINK_FAILED`.
+ *
+ * # Safety
+ * `s` as `ea2p_session_reading`; `name` is null or NUL-terminated; `region_id` is null or valid
+ * for writes.
+ */
+enum Ea2pStatus ea2p_session_begin(struct Ea2pSession *s,
+                                   uint64_t t_ns,
+                                   const char *name,
+                                   uint32_t *region_id);
+
+/**
+ * Closes the innermost open region called `name` at `t_ns`, writing its id to `region_id` when
+ * not null. Its energy is final once a reading of every source comes after `t_ns` (or at
+ * `ea2p_session_finish`). Errors as `ea2p_session_begin`, with `EA2P_STATUS_REGION_NOT_OPEN`.
+ *
+ * # Safety
+ * As `ea2p_session_begin`.
+ */
+enum Ea2pStatus ea2p_session_end(struct Ea2pSession *s,
+                                 uint64_t t_ns,
+                                 const char *name,
+                                 uint32_t *region_id);
+
+/**
+ * The run ended at `t_ns`: writes the end record and completes the fold (boundaries after a
+ * source's last reading take its last energy; a run shorter than one peak window reports its
+ * average as the peak). Later readings, markers and sources give `EA2P_STATUS_WRONG_STATE`;
+ * the getters keep working.
+ *
+ * # Safety
+ * As `ea2p_session_reading`.
+ */
+enum Ea2pStatus ea2p_session_finish(struct Ea2pSession *s, uint64_t t_ns);
+
+/**
+ * The fold's figures for source `id`, written to `out`.
+ *
+ * Errors: `EA2P_STATUS_NULL_POINTER`, `EA2P_STATUS_UNKNOWN_SOURCE`.
+ *
+ * # Safety
+ * `s` as `ea2p_session_reading`; `out` is null or valid for writes.
+ */
+enum Ea2pStatus ea2p_session_source(const struct Ea2pSession *s,
+                                    uint16_t id,
+                                    struct Ea2pSourceSummary *out);
+
+/**
+ * Region `region_id`'s figures, written to `out`: final (`complete`) once placed, provisional
+ * before. Errors: `EA2P_STATUS_NULL_POINTER`, `EA2P_STATUS_UNKNOWN_REGION` (never begun, not
+ * measured because the fold was full, or older than the last `EA2P_SESSION_KEPT_REGIONS`).
+ *
+ * # Safety
+ * `s` as `ea2p_session_reading`; `out` is null or valid for writes.
+ */
+enum Ea2pStatus ea2p_session_region(const struct Ea2pSession *s,
+                                    uint32_t region_id,
+                                    struct Ea2pRegionSummary *out);
+
+/**
+ * The energy of source `source_id` in region `region_id`, joules, written to `out`. Errors as
+ * `ea2p_session_region`, and `EA2P_STATUS_UNKNOWN_SOURCE`.
+ *
+ * # Safety
+ * As `ea2p_session_region`.
+ */
+enum Ea2pStatus ea2p_session_region_energy(const struct Ea2pSession *s,
+                                           uint32_t region_id,
+                                           uint16_t source_id,
+                                           double *out);
+
+/**
+ * Regions not measured because the fold held its capacity of regions waiting for readings,
+ * written to `out`.
+ *
+ * # Safety
+ * As `ea2p_session_region`.
+ */
+enum Ea2pStatus ea2p_session_regions_dropped(const struct Ea2pSession *s, uint64_t *out);
+
+/**
+ * Writes the core's short name of `reason` (an `Ea2pGapReason` value: `counter-reset`,
+ * `read-error-gone`...), NUL-terminated, into `buf` of `len` bytes; 32 bytes hold every name.
+ * Errors: `EA2P_STATUS_NULL_POINTER`, `EA2P_STATUS_INVALID_ARGUMENT` (unknown reason, or `buf`
+ * too small: nothing written).
+ *
+ * # Safety
+ * `buf` is null or valid for writes of `len` bytes.
+ */
+enum Ea2pStatus ea2p_gap_reason_name(uint32_t reason, char *buf, size_t len);
 
 /**
  * Initialises `track` (which may be uninitialised memory) as an empty series of `kind`

@@ -1,9 +1,10 @@
 //! # ea2p-capi
 //!
 //! A C ABI over [`ea2p_core`] for job schedulers and firmware that are not written in Rust:
-//! energy counters, energy tracks, the CPU and RAM power estimators, the metrics, the job model
-//! and the eight scheduling policies. The header `include/ea2p.h` is generated from this crate by
-//! cbindgen (the `header_is_up_to_date` test fails when it is stale).
+//! energy counters, energy tracks, the CPU and RAM power estimators, the metrics, the job model,
+//! the eight scheduling policies, and the measuring session ([`Ea2pSession`]). The header
+//! `include/ea2p.h` is generated from this crate by cbindgen (the `header_is_up_to_date` test
+//! fails when it is stale).
 //!
 //! Conventions, the same for every function:
 //!
@@ -18,6 +19,9 @@
 //!   becomes [`Ea2pStatus::Panicked`].
 //! - Enumerations passed *into* the library are plain `uint32_t` values (an out-of-range value is
 //!   an error, not undefined behaviour); the C enums document the values.
+//! - The measuring session ([`Ea2pSession`]) is the exception to caller-owned memory: an opaque
+//!   handle owned by Rust, made by `ea2p_session_new` and freed by `ea2p_session_free`, in the
+//!   manner of rustls-ffi; C never sees its layout.
 //! - Time is integer nanoseconds from an origin the caller chooses, as everywhere in ea2p-core.
 
 #![warn(missing_docs)]
@@ -29,12 +33,14 @@ mod counter;
 mod estimate;
 mod metrics;
 mod policy;
+mod session;
 mod track;
 
 pub use counter::*;
 pub use estimate::*;
 pub use metrics::*;
 pub use policy::*;
+pub use session::*;
 pub use track::*;
 
 /// Result of every fallible function. `EA2P_STATUS_OK` (0) is success; any other value says why
@@ -87,13 +93,33 @@ pub enum Ea2pStatus {
     TooManyModelsOrTypes = 50,
     /// Policy: a job names a model index that is not in the cluster view.
     UnknownModel = 51,
+    /// Session: no source has this id.
+    UnknownSource = 60,
+    /// Session: another source has this id.
+    DuplicateId = 61,
+    /// Session: as many sources, or regions open at once, as the session holds.
+    TooMany = 62,
+    /// Session: a region of this name is open already.
+    RegionOpen = 63,
+    /// Session: no open region has this name.
+    RegionNotOpen = 64,
+    /// Session: no region has this id (never begun, not measured, or forgotten).
+    UnknownRegion = 65,
+    /// Session: a name or string that is empty where a name is needed, or not UTF-8.
+    InvalidName = 66,
+    /// Session: the sink returned non-zero for a record (the fold still took it; the profile
+    /// misses that frame).
+    SinkFailed = 67,
+    /// Session: not allowed now (a reading after `ea2p_session_finish`, a sink set after the
+    /// first source).
+    WrongState = 68,
     /// A bug: the library panicked. The out pointers and the state are unchanged.
     Panicked = 99,
 }
 
 impl Ea2pStatus {
     /// Every status, for `ea2p_status_name` and the tests.
-    pub(crate) const ALL: [Ea2pStatus; 22] = [
+    pub(crate) const ALL: [Ea2pStatus; 31] = [
         Ea2pStatus::Ok,
         Ea2pStatus::NullPointer,
         Ea2pStatus::InvalidArgument,
@@ -115,6 +141,15 @@ impl Ea2pStatus {
         Ea2pStatus::BadFit,
         Ea2pStatus::TooManyModelsOrTypes,
         Ea2pStatus::UnknownModel,
+        Ea2pStatus::UnknownSource,
+        Ea2pStatus::DuplicateId,
+        Ea2pStatus::TooMany,
+        Ea2pStatus::RegionOpen,
+        Ea2pStatus::RegionNotOpen,
+        Ea2pStatus::UnknownRegion,
+        Ea2pStatus::InvalidName,
+        Ea2pStatus::SinkFailed,
+        Ea2pStatus::WrongState,
         Ea2pStatus::Panicked,
     ];
 
@@ -142,6 +177,15 @@ impl Ea2pStatus {
             Ea2pStatus::BadFit => c"inconsistent figures for the step-time fit",
             Ea2pStatus::TooManyModelsOrTypes => c"too many models or GPU types",
             Ea2pStatus::UnknownModel => c"job names an unknown model",
+            Ea2pStatus::UnknownSource => c"no source has this id",
+            Ea2pStatus::DuplicateId => c"source id already in use",
+            Ea2pStatus::TooMany => c"too many sources or open regions",
+            Ea2pStatus::RegionOpen => c"region already open",
+            Ea2pStatus::RegionNotOpen => c"region not open",
+            Ea2pStatus::UnknownRegion => c"no region has this id",
+            Ea2pStatus::InvalidName => c"name empty or not UTF-8",
+            Ea2pStatus::SinkFailed => c"the profile sink failed",
+            Ea2pStatus::WrongState => c"not allowed in the session's state",
             Ea2pStatus::Panicked => c"internal error (panic)",
         }
     }
@@ -269,7 +313,7 @@ mod tests {
         let codes: std::collections::BTreeSet<_> = seen.iter().map(|(c, _)| *c).collect();
         let names: std::collections::BTreeSet<_> = seen.iter().map(|(_, n)| n.clone()).collect();
         assert_eq!(codes.len(), names.len());
-        assert_eq!(codes.len(), 22);
+        assert_eq!(codes.len(), Ea2pStatus::ALL.len());
         // SAFETY: as above.
         let unknown = unsafe { CStr::from_ptr(ea2p_status_name(12345)) };
         assert_eq!(unknown.to_str().unwrap(), "unknown status");

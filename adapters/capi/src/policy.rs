@@ -7,8 +7,8 @@
 use core::ffi::{c_char, CStr};
 
 use ea2p_core::jobmodel::{
-    evaluate, Config, ConfigError, GpuSpec, ModelProfile, PerfParams, StatEff, StepTime,
-    MAX_GPU_TYPES,
+    evaluate, Config, ConfigError, GpuSpec, LimitResponse, ModelProfile, PerfParams, StatEff,
+    StepTime, MAX_GPU_TYPES,
 };
 use ea2p_core::policy::{
     schedule, ClusterView, Decision, Decisions, JobView, PolicyError, PolicyKind, PolicyParams,
@@ -170,6 +170,8 @@ impl From<&Ea2pModelProfile> for ModelProfile {
                 step: p.step.into(),
                 busy_w: p.busy_w,
                 max_batch_per_gpu: p.max_batch_per_gpu,
+                // The C struct carries no limit response: the fitted default.
+                limit: LimitResponse::DEFAULT,
             })
         });
         ModelProfile {

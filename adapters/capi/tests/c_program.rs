@@ -8,18 +8,24 @@ use std::process::Command;
 
 use ea2p_core::counter::{CounterEvent, CounterSpec, EnergyCounter};
 use ea2p_core::estimate::{CpuModel, DramGeneration, RamActivity, RamModel};
+use ea2p_core::fold::{Fold, RegionEnergy};
+use ea2p_core::format::{probe, Decoder, ExitStatus, MarkerKind, Record};
 use ea2p_core::integrate::{window_energy, EnergyTrack, SeriesKind};
 use ea2p_core::jobmodel::{evaluate, Config, GpuSpec, ModelProfile, PerfParams, StatEff, StepTime};
 use ea2p_core::metrics;
 use ea2p_core::policy::{
     schedule, ClusterView, Decision, Decisions, JobView, PolicyKind, PolicyParams, Request,
 };
+use ea2p_core::session::Session;
+use ea2p_core::source::{
+    truncated, Component, Provenance, Quantity, RawReading, ReadErrorKind, SourceInfo,
+};
 
 const SEC: u64 = 1_000_000_000;
 const MS: u64 = 1_000_000;
 
 /// One expected field of an output line.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum Tok {
     /// An unsigned integer.
     U(u64),
@@ -206,6 +212,7 @@ fn perf(
         step: StepTime::fit(one, many, 8, batch, fixed, sync, gamma).unwrap(),
         busy_w,
         max_batch_per_gpu: max_batch,
+        limit: ea2p_core::jobmodel::LimitResponse::DEFAULT,
     })
 }
 
@@ -368,12 +375,187 @@ fn policies(out: &mut Vec<Vec<Tok>>) {
     }
 }
 
+/// The capacities of `Ea2pSession` (sources, open regions, fold regions).
+type CSession = Session<32, 64>;
+type CFold = Fold<32, 128>;
+
+fn source_info(
+    component: Component,
+    name: &str,
+    quantity: Quantity,
+    max_power_w: Option<f64>,
+    update_period_ns: u64,
+) -> SourceInfo {
+    SourceInfo {
+        component,
+        index: 0,
+        provenance: Provenance::Measured,
+        quantity,
+        update_period_ns,
+        max_power_w,
+        name: truncated(name),
+    }
+}
+
+/// The fold's figures as the C program prints them, for sources 1, 2, 7 and regions 0, 1.
+fn session_figures(fold: &CFold, regions: &[RegionEnergy<32>]) -> Vec<Vec<Tok>> {
+    let mut out = Vec::new();
+    for c in fold.components() {
+        out.push(fields!(
+            "session_source",
+            u64::from(c.id),
+            c.energy_j,
+            c.avg_w(),
+            c.peak_w,
+            c.peak_window_ns,
+            c.samples,
+            c.wraps,
+            c.refused(),
+            c.gap_runs,
+            c.without_readings_ns,
+            c.first_t.unwrap_or(0),
+            c.last_t.unwrap_or(0)
+        ));
+        for (reason, t) in ea2p_core::format::GapReason::ALL.iter().zip(&c.anomalies) {
+            if t.count > 0 {
+                out.push(fields!(
+                    "session_anomaly",
+                    u64::from(c.id),
+                    reason.as_str(),
+                    t.count,
+                    t.covered_ns
+                ));
+            }
+        }
+    }
+    for id in [0u32, 1] {
+        let r = regions.iter().find(|r| r.id == id).expect("region placed");
+        out.push(fields!(
+            "session_region",
+            id,
+            r.begin_t,
+            r.end_t,
+            r.total_j,
+            true
+        ));
+        for (c, e) in fold.components().iter().zip(&r.energies) {
+            out.push(fields!("session_region_energy", id, u64::from(c.id), *e));
+        }
+    }
+    out
+}
+
+fn fold_all(fold: &mut CFold, records: &[Record]) -> Vec<RegionEnergy<32>> {
+    let mut regions = Vec::new();
+    for r in records {
+        fold.handle(r).unwrap();
+        while let Some(reg) = fold.poll_region() {
+            regions.push(reg);
+        }
+    }
+    fold.finish();
+    while let Some(reg) = fold.poll_region() {
+        regions.push(reg);
+    }
+    regions
+}
+
+/// The C program's session, on the core's Session and Fold directly: the records it writes
+/// (the profile's, after the header) and the figures.
+fn session_run() -> (Vec<Record>, Vec<Vec<Tok>>) {
+    let mut s = CSession::new();
+    let mut records = Vec::new();
+    let mut drain = |s: &mut CSession| {
+        while let Some(r) = s.poll_record() {
+            records.push(r);
+        }
+    };
+    let counter = |max| Quantity::EnergyCounter {
+        joules_per_tick: 1e-6,
+        max_ticks: max,
+    };
+    let pkg = source_info(
+        Component::CpuPackage,
+        "package-0",
+        counter(Some(999_999)),
+        Some(100.0),
+        MS,
+    );
+    let dram = source_info(Component::Dram, "dram", counter(None), Some(50.0), MS);
+    let power = Quantity::Power { averaging_ns: 0 };
+    let gpu = source_info(Component::Gpu, "gpu0", power, None, 20 * MS);
+    s.add_source(1, pkg).unwrap();
+    drain(&mut s);
+    s.add_source(2, dram).unwrap();
+    drain(&mut s);
+    s.add_source(7, gpu).unwrap();
+    drain(&mut s);
+    for i in 0..20u64 {
+        let t = i * 10 * MS;
+        let a = (900_000 + 100_000 * i + 1234 * (i % 3)) % 1_000_000;
+        s.handle_reading(1, t, RawReading::Counter(a)).unwrap();
+        drain(&mut s);
+        if i == 12 {
+            s.handle_read_error(2, t, ReadErrorKind::Malformed).unwrap();
+        } else {
+            let b = if i < 8 {
+                10_000_000 + 50_000 * i
+            } else {
+                300 + 50_000 * (i - 8)
+            };
+            s.handle_reading(2, t, RawReading::Counter(b)).unwrap();
+        }
+        drain(&mut s);
+        if i % 2 == 0 {
+            let mw = 40_000 + 1000 * (i % 4);
+            s.handle_reading(7, t, RawReading::PowerMilliwatts(mw))
+                .unwrap();
+            drain(&mut s);
+        }
+        let marker = match i {
+            3 => Some((MarkerKind::Begin, "epoch")),
+            5 => Some((MarkerKind::Begin, "step")),
+            8 => Some((MarkerKind::End, "step")),
+            12 => Some((MarkerKind::End, "epoch")),
+            _ => None,
+        };
+        if let Some((kind, name)) = marker {
+            s.handle_marker(t + 5 * MS, kind, name).unwrap();
+            drain(&mut s);
+        }
+    }
+    s.finish(200 * MS, ExitStatus::Unknown).unwrap();
+    drain(&mut s);
+    let mut fold = CFold::new(ea2p_core::fold::DEFAULT_PEAK_WINDOW_NS);
+    let regions = fold_all(&mut fold, &records);
+    let figures = session_figures(&fold, &regions);
+    (records, figures)
+}
+
+/// The profile the C program wrote through its sink: a header, then exactly the records of the
+/// Rust session; and its replay through the fold (as `ea2p report` does) gives the same figures.
+fn check_profile(path: &Path, records: &[Record], figures: &[Vec<Tok>]) {
+    let bytes = std::fs::read(path).expect("the C program wrote its profile");
+    let header = probe(&bytes).expect("the profile opens with a header");
+    assert_eq!(header.host.hostname.as_str(), "c-host");
+    assert_eq!(header.command.as_str(), "ea2p_check");
+    let read: Vec<Record> = Decoder::new(&bytes)
+        .map(|r| r.expect("every frame decodes"))
+        .collect();
+    assert!(matches!(read[0], Record::Header(_)));
+    assert_eq!(&read[1..], records);
+    let mut fold = CFold::new(ea2p_core::fold::DEFAULT_PEAK_WINDOW_NS);
+    let regions = fold_all(&mut fold, &read);
+    assert_eq!(session_figures(&fold, &regions), figures);
+}
+
 /// Everything the C program must print, in order.
 fn expected() -> Vec<Vec<Tok>> {
     let mut out = vec![fields!("version", env!("CARGO_PKG_VERSION"))];
     counter_and_track(&mut out);
     estimators_and_metrics(&mut out);
     policies(&mut out);
+    out.extend(session_run().1);
     out.push(fields!("refusals", "checked"));
     out.push(fields!("ok"));
     out
@@ -407,7 +589,11 @@ fn gcc(args: &[&std::ffi::OsStr]) {
 
 /// Runs a built C program and checks its output line by line.
 fn run_and_check(exe: &Path, want: &[Vec<Tok>]) -> String {
-    let output = Command::new(exe).output().expect("run the C program");
+    let profile = exe.with_extension("ea2p");
+    let output = Command::new(exe)
+        .arg(&profile)
+        .output()
+        .expect("run the C program");
     let stdout = String::from_utf8(output.stdout).expect("UTF-8 output");
     assert!(
         output.status.success(),
@@ -428,6 +614,8 @@ fn run_and_check(exe: &Path, want: &[Vec<Tok>]) -> String {
         );
     }
     assert_eq!(lines.len(), want.len(), "line count, output:\n{stdout}");
+    let (records, figures) = session_run();
+    check_profile(&profile, &records, &figures);
     stdout
 }
 

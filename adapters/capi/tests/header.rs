@@ -39,3 +39,34 @@ fn header_is_up_to_date() {
         );
     }
 }
+
+/// `enum Ea2pGapReason` in the header lists every reason of the core, under the core's short
+/// name, in the core's order (its C value is the position, the index of `anomalies`).
+#[test]
+fn gap_reasons_in_the_header_are_the_cores() {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let header = std::fs::read_to_string(crate_dir.join("include/ea2p.h")).unwrap();
+    let start = header
+        .find("enum Ea2pGapReason {")
+        .expect("the header declares enum Ea2pGapReason");
+    let body = &header[start..start + header[start..].find('}').unwrap()];
+    let names: Vec<&str> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("EA2P_GAP_REASON_"))
+        .map(|l| l.trim_end_matches(','))
+        .collect();
+    let want: Vec<String> = ea2p_core::format::GapReason::ALL
+        .iter()
+        .map(|r| {
+            format!(
+                "EA2P_GAP_REASON_{}",
+                r.as_str().to_uppercase().replace('-', "_")
+            )
+        })
+        .collect();
+    assert_eq!(names, want);
+    for (i, r) in ea2p_core::format::GapReason::ALL.iter().enumerate() {
+        assert_eq!(r.index(), i);
+    }
+}

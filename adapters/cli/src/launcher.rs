@@ -63,9 +63,12 @@ pub fn hostname(procfs_root: &Path, var: impl Fn(&str) -> Option<String>) -> Str
     var("EA2P_HOSTNAME")
         .filter(|h| !h.trim().is_empty())
         .or_else(|| {
-            std::fs::read_to_string(procfs_root.join("sys/kernel/hostname"))
-                .ok()
-                .map(|s| s.trim().to_string())
+            ea2p_linux::bounded::read_to_string(
+                &procfs_root.join("sys/kernel/hostname"),
+                ea2p_linux::bounded::SYSFS_ATTR_MAX,
+            )
+            .ok()
+            .map(|s| s.trim().to_string())
         })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_string())

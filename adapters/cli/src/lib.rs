@@ -18,17 +18,20 @@
 pub mod estimate_cmd;
 pub mod launcher;
 pub mod merge;
+pub mod outputs;
 pub mod prometheus;
 pub mod regions;
 pub mod report;
+pub mod values;
 
 // The sampler is its own crate (the Python module uses it without the CLI); re-exported so
 // `ea2p::Monitor`, `ea2p::monitor::...` and `ea2p::summary::...` keep working.
 pub use ea2p_sampler::{attribute, cpu_tdp, devices, discover, monitor, private_file, summary};
 pub use ea2p_sampler::{
     sources, AttributeMode, ComponentEnergy, ComponentSummary, Devices, DiscoverOptions, GpuPick,
-    GpuShare, LiveComponent, Measurement, Monitor, MonitorHandle, MonitorOptions, ProfileOutcome,
-    RegionError, RegionSummary, SourceDescription, SourcesReport, StartError, Summary,
+    GpuShare, HwmonPick, LiveComponent, Measurement, Monitor, MonitorHandle, MonitorOptions,
+    ProfileOutcome, RegionError, RegionSummary, SourceDescription, SourcesReport, StartError,
+    Summary,
 };
 
 /// The README's Rust examples, compiled as doctests.

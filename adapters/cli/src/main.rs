@@ -122,8 +122,8 @@ struct ServeArgs {
     /// Sampling interval for counter sources.
     #[arg(long, default_value = "1ms", value_parser = parse_duration)]
     interval: Nanos,
-    /// Components to measure: cpu, ram, gpu, gpu:N,M.
-    #[arg(long, default_value = "cpu,ram,gpu")]
+    /// Components to measure: cpu, ram, gpu, gpu:N,M, hwmon, hwmon:NAME.
+    #[arg(long, default_value = "cpu,ram,gpu,hwmon")]
     devices: Devices,
     /// Also write the profile to FILE.
     #[arg(short = 'o', long = "output")]
@@ -162,8 +162,9 @@ struct RunArgs {
     #[arg(long, default_value = "1ms", value_parser = parse_duration)]
     interval: Nanos,
     /// Components to measure: cpu, ram, gpu (the command's GPUs: CUDA_VISIBLE_DEVICES), or
-    /// gpu:N,M for explicit GPU indices; comma-separated.
-    #[arg(long, default_value = "cpu,ram,gpu")]
+    /// gpu:N,M for explicit GPU indices, hwmon (every hwmon power and energy channel) or
+    /// hwmon:NAME (a channel such as ina3221:VDD_IN, or a device such as ina226); comma-separated.
+    #[arg(long, default_value = "cpu,ram,gpu,hwmon")]
     devices: Devices,
     /// Write the profile (every reading, streamed) to FILE.
     #[arg(short = 'o', long = "output")]
@@ -176,7 +177,7 @@ struct RunArgs {
     #[arg(long)]
     csv: Option<PathBuf>,
     /// Grid carbon intensity in g CO2e/kWh (default: the IEA world average, 475).
-    #[arg(long, default_value_t = DEFAULT_CARBON_INTENSITY_G_PER_KWH)]
+    #[arg(long, default_value_t = DEFAULT_CARBON_INTENSITY_G_PER_KWH, value_parser = ea2p::values::parse_carbon_intensity)]
     carbon_intensity: f64,
     /// CPU TDP in watts for the CPU model (default: from the CPU's model name, else the CPU
     /// family's measured watts per logical CPU).
@@ -205,28 +206,7 @@ struct RunArgs {
     cmd: Vec<String>,
 }
 
-/// Parses `500us`, `1ms`, `2s` or `100ns`; a number without a unit is refused (it was ambiguous).
-fn parse_duration(s: &str) -> Result<Nanos, String> {
-    let s = s.trim();
-    let units = [("ms", 1e6), ("us", 1e3), ("ns", 1.0), ("s", 1e9)];
-    let Some((num, mult)) = units
-        .iter()
-        .find_map(|&(unit, mult)| s.strip_suffix(unit).map(|v| (v.trim(), mult)))
-    else {
-        return Err(format!(
-            "expected a duration with its unit, like 1ms, 500us or 2s, found {s:?}"
-        ));
-    };
-    match num.parse::<f64>().ok().filter(|v| v.is_finite()) {
-        Some(v) if v * mult >= 1.0 => Ok((v * mult) as Nanos),
-        Some(_) => Err(format!(
-            "expected a duration of at least 1ns, like 1ms, found {s:?}"
-        )),
-        None => Err(format!(
-            "expected a duration like 1ms, 500us or 2s, found {s:?}"
-        )),
-    }
-}
+use ea2p::values::parse_duration;
 
 /// How often the command is polled for exit and signals forwarded.
 const CHILD_POLL: Duration = Duration::from_millis(10);
@@ -260,12 +240,35 @@ fn spawn(args: &RunArgs, regions: Option<&RegionFifo>) -> Result<Child> {
         .with_context(|| format!("cannot start {:?}", args.cmd[0]))
 }
 
-fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
+/// SIGINT, SIGTERM and SIGHUP: each sets the flag (the last one wins) and adds to the count;
+/// ea2p then ends as after the command's exit: summary, outputs, temporary files removed.
+const HANDLED: [i32; 3] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+];
+
+/// The handlers for [`HANDLED`]: the signal last received, and how many were.
+fn install_signals() -> Result<(Arc<AtomicUsize>, Arc<AtomicUsize>)> {
     let signal = Arc::new(AtomicUsize::new(0));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    let count = Arc::new(AtomicUsize::new(0));
+    for sig in HANDLED {
         signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
             .context("cannot install the signal handlers")?;
+        let count = Arc::clone(&count);
+        // SAFETY: the handler only does an atomic add, which is async-signal-safe.
+        unsafe {
+            signal_hook::low_level::register(sig, move || {
+                count.fetch_add(1, Ordering::Relaxed);
+            })
+        }
+        .context("cannot install the signal handlers")?;
     }
+    Ok((signal, count))
+}
+
+fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
+    let (signal, count) = install_signals()?;
     // --csv is made from the profile: a temporary one when the user wants no profile.
     let temp_profile = match (&args.csv, &args.output) {
         (Some(_), None) => Some(
@@ -295,6 +298,7 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
             cpu: false,
             ram: false,
             gpu: GpuPick::None,
+            hwmon: ea2p::devices::HwmonPick::None,
         },
         _ => args.devices.clone(),
     };
@@ -318,7 +322,29 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|a| exporter_options(a, &args.export, &hostname, placement.as_ref()))
         .transpose()?;
+    let mut outputs: Vec<(&str, &Path)> = Vec::new();
+    if let Some(o) = &output {
+        outputs.push(("-o", o));
+    }
+    if let Some(j) = &args.json {
+        outputs.push(("--json", j));
+    }
+    if let Some(c) = &args.csv {
+        outputs.push(("--csv", c));
+    }
+    ea2p::outputs::check_distinct(&[], &outputs)?;
+    ea2p::outputs::check_directories(&outputs)?;
     let json = open_summary(args.json.as_deref())?;
+    // --csv is written from the profile at the end; created now, so that a refused path is
+    // known before the run (closed again just before it is written: it is locked while open).
+    let csv_probe = args
+        .csv
+        .as_deref()
+        .map(|p| {
+            ea2p::private_file::create(p)
+                .with_context(|| format!("cannot create the timeline {}", p.display()))
+        })
+        .transpose()?;
     // Discovery happens before the command starts, so that its cost is not billed to the run.
     let monitor = Monitor::start(MonitorOptions {
         discover: discover_options(cli, devices, args.cpu_tdp),
@@ -347,7 +373,8 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
             None
         }
     };
-    let mut child = spawn(args, regions.as_ref())?;
+    let mut child = Reaped(Some(spawn(args, regions.as_ref())?));
+    let child = child.0.as_mut().expect("just spawned");
     monitor.set_pid(child.id());
     print_notes(&monitor);
     let status = loop {
@@ -356,7 +383,17 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         }
         let sig = signal.swap(0, Ordering::Relaxed);
         // A Ctrl-C typed in a terminal already reached the command through the foreground
-        // process group: forward SIGINT only when there is no terminal, SIGTERM always.
+        // process group: forward SIGINT only when there is no terminal, SIGTERM and SIGHUP
+        // always. A third signal means the command does not end: it is killed.
+        let sig = if sig != 0 && count.load(Ordering::Relaxed) >= 3 {
+            eprintln!(
+                "ea2p: third signal: killing {:?} (SIGKILL), then the summary",
+                args.cmd[0]
+            );
+            libc::SIGKILL as usize
+        } else {
+            sig
+        };
         if sig != 0 && (sig as i32 != signal_hook::consts::SIGINT || !stdin_is_terminal()) {
             // SAFETY: kill with the pid of our own child and a valid signal number.
             unsafe { libc::kill(child.id() as libc::pid_t, sig as libc::c_int) };
@@ -372,6 +409,7 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         eprintln!("ea2p: {n}");
     }
     eprint!("{}", summary.table());
+    drop(csv_probe);
     if let (Some(csv), Some(p)) = (&args.csv, &profile) {
         let options = ea2p::report::ReportOptions {
             csv: Some(csv.clone()),
@@ -441,6 +479,22 @@ fn print_notes(monitor: &Monitor) {
     }
 }
 
+/// The command, ended and reaped if ea2p leaves `run` early (an error, a panic): the command
+/// is never left running unmeasured behind an ea2p that is gone.
+struct Reaped(Option<Child>);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            if matches!(c.try_wait(), Ok(None)) {
+                // SAFETY: kill with the pid of our own, not yet reaped, child.
+                unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
 /// The exporter's address, labels, interval and token (read and checked now), with its warnings
 /// printed.
 fn exporter_options(
@@ -492,14 +546,13 @@ fn start_exporter(options: ExporterOptions, monitor: &Monitor) -> Result<Exporte
 }
 
 fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
-    let signal = Arc::new(AtomicUsize::new(0));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
-            .context("cannot install the signal handlers")?;
-    }
+    let (signal, _) = install_signals()?;
     let env = |k: &str| std::env::var(k).ok();
     let hostname = launcher::hostname(&cli.procfs_root, env);
     let exporter_options = exporter_options(&args.prometheus, &args.export, &hostname, None)?;
+    if let (Some(o), Some(j)) = (&args.output, &args.json) {
+        ea2p::outputs::check_distinct(&[], &[("-o", o), ("--json", j)])?;
+    }
     let json = open_summary(args.json.as_deref())?;
     let monitor = Monitor::start(MonitorOptions {
         discover: discover_options(cli, args.devices.clone(), args.cpu_tdp),
@@ -575,6 +628,14 @@ fn main() -> ExitCode {
         Cmd::Serve(a) => serve(&cli, a),
         Cmd::Merge { files, json } => {
             warn_if_readable(files);
+            if let Some(j) = json {
+                let inputs: Vec<(&str, &Path)> =
+                    files.iter().map(|f| ("profile", f.as_path())).collect();
+                if let Err(e) = ea2p::outputs::check_distinct(&inputs, &[("--json", j)]) {
+                    eprintln!("ea2p: {e:#}");
+                    return ExitCode::from(2);
+                }
+            }
             ea2p::merge::merge_files(files, json.as_deref()).map(|text| {
                 print!("{text}");
                 ExitCode::SUCCESS
@@ -602,26 +663,4 @@ fn main() -> ExitCode {
         eprintln!("ea2p: {e:#}");
         ExitCode::from(2)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1ms"), Ok(1_000_000));
-        assert_eq!(parse_duration("500us"), Ok(500_000));
-        assert_eq!(parse_duration("2s"), Ok(2_000_000_000));
-        assert_eq!(parse_duration("0.5s"), Ok(500_000_000));
-        assert!(parse_duration("fast")
-            .unwrap_err()
-            .contains("expected a duration"));
-        assert!(parse_duration("0ms").unwrap_err().contains("at least 1ns"));
-        assert!(parse_duration("10").unwrap_err().contains("with its unit"));
-        assert!(parse_duration("infs")
-            .unwrap_err()
-            .contains("like 1ms, 500us"));
-        assert_eq!(parse_duration(" 10 ms "), Ok(10_000_000));
-    }
 }

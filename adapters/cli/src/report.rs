@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Read};
+use std::io::{BufWriter, Read, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -95,8 +95,28 @@ pub struct ReportOptions {
 /// Every intact record goes through the same [`RunFold`] that `ea2p run` fed as it wrote the
 /// file, so an undamaged profile reports exactly the run's summary.
 pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileReport> {
-    let mut f = File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let flags = [
+        ("--json", options.json.as_deref()),
+        ("--csv", options.csv.as_deref()),
+        ("--plot", options.plot.as_deref()),
+    ];
+    let outputs: Vec<(&str, &Path)> = flags
+        .iter()
+        .filter_map(|&(f, p)| p.map(|p| (f, p)))
+        .collect();
+    crate::outputs::check_distinct(&[("profile", file)], &outputs)?;
+    crate::outputs::check_directories(&outputs)?;
+    // Never blocks (a FIFO is refused, not waited on); a directory or a device is refused too.
+    let mut f = ea2p_linux::bounded::open_regular(file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
     let bytes = f.metadata().map(|m| m.len()).unwrap_or(0);
+    // Every output is created now, before the reading: a refused path costs nothing.
+    let create = |p: &Path| {
+        crate::private_file::create(p).with_context(|| format!("cannot create {}", p.display()))
+    };
+    let mut json_out = options.json.as_deref().map(create).transpose()?;
+    let mut plot_out = options.plot.as_deref().map(create).transpose()?;
+    let csv_out = options.csv.as_deref().map(create).transpose()?;
     let mut head = vec![0u8; 64 * 1024];
     let n =
         read_up_to(&mut f, &mut head).with_context(|| format!("cannot read {}", file.display()))?;
@@ -107,15 +127,15 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
             format::MIN_READ_VERSION,
             format::VERSION
         ),
-        e => anyhow::anyhow!("{}: not a readable ea2p profile: {e:?}", file.display()),
+        e => anyhow::anyhow!("{}: not a readable ea2p profile: {e}", file.display()),
     })?;
-    let mut csv = match &options.csv {
-        Some(p) => {
-            let mut w = csv::Writer::from_writer(BufWriter::new(
-                crate::private_file::create(p)
-                    .with_context(|| format!("cannot create {}", p.display()))?,
-            ));
-            w.write_record(["t_s", "component", "kind", "power_w", "energy_j"])?;
+    let csv_path = options.csv.clone().unwrap_or_default();
+    let csv_context = || format!("cannot write {}", csv_path.display());
+    let mut csv = match csv_out {
+        Some(f) => {
+            let mut w = csv::Writer::from_writer(BufWriter::new(f));
+            w.write_record(["t_s", "component", "kind", "power_w", "energy_j"])
+                .with_context(csv_context)?;
             Some(w)
         }
         None => None,
@@ -127,7 +147,9 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
     let mut lost = Lost::default();
     let mut last_t_any: Nanos = 0;
     let mut pending_skip: Option<Nanos> = None;
-    let mut fold_notes: Vec<String> = Vec::new();
+    let mut fold_errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut records = 0u64;
+    let mut headers = 0u64;
 
     let mut buf = vec![0u8; MAX_FRAME_LEN];
     let mut splitter = FrameSplitter::new(&mut buf);
@@ -161,10 +183,22 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
                     }
                 }
                 Ok(record) => {
-                    if let Err(e) = fold.handle(&record) {
-                        if fold_notes.len() < 10 {
-                            fold_notes.push(e.to_string());
+                    records += 1;
+                    if let Record::Header(h) = &record {
+                        headers += 1;
+                        if headers > 1 {
+                            anyhow::bail!(
+                                "{}: holds more than one run: record {records} is the header of \
+                                 another run (command {:?}), so two profiles were written into \
+                                 one file (two `ea2p run -o` at once, or files concatenated); \
+                                 a report of both would mix them. Keep one run per file",
+                                file.display(),
+                                h.command.as_str()
+                            );
                         }
+                    }
+                    if let Err(e) = fold.handle(&record) {
+                        *fold_errors.entry(e.to_string()).or_default() += 1;
                     }
                     while let Some(reg) = fold.poll_region() {
                         regions.push(&reg, None);
@@ -183,7 +217,8 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
                                 }
                             }
                             last_t_any = last_t_any.max(smp.t_ns);
-                            timeline(smp, &names, &mut plots, &mut csv, options.plot.is_some())?;
+                            timeline(smp, &names, &mut plots, &mut csv, options.plot.is_some())
+                                .with_context(csv_context)?;
                         }
                         _ => {}
                     }
@@ -195,7 +230,7 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
         }
     }
     if let Some(w) = csv.as_mut() {
-        w.flush()?;
+        w.flush().with_context(csv_context)?;
     }
     fold.finish();
     while let Some(reg) = fold.poll_region() {
@@ -228,6 +263,10 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
         ea2p_core::metrics::DEFAULT_CARBON_INTENSITY_G_PER_KWH,
         exit_code,
     );
+    let mut summary = summary;
+    summary
+        .notes
+        .extend(crate::summary::fold_error_notes(fold_errors));
     let report = ProfileReport {
         file: file.to_path_buf(),
         bytes,
@@ -237,12 +276,12 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
         summary,
         lost,
     };
-    if let Some(p) = &options.json {
+    if let (Some(p), Some(f)) = (&options.json, json_out.as_mut()) {
         let text = serde_json::to_string_pretty(&report)? + "\n";
-        crate::private_file::write(p, text.as_bytes())
+        f.write_all(text.as_bytes())
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
-    if let Some(p) = &options.plot {
+    if let (Some(p), Some(out)) = (&options.plot, plot_out.as_mut()) {
         let series: Vec<(String, &'static str, &PlotState)> = fold
             .components()
             .iter()
@@ -252,7 +291,7 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
                 Some((name.clone(), *kind, st))
             })
             .collect();
-        plot(p, &series, &report)?;
+        plot(p, out, &series, &report)?;
     }
     Ok(report)
 }
@@ -362,6 +401,7 @@ pub fn report(file: &Path, options: &ReportOptions) -> Result<String> {
 
 fn plot(
     path: &Path,
+    out: &mut File,
     sources: &[(String, &'static str, &PlotState)],
     r: &ProfileReport,
 ) -> Result<()> {
@@ -446,7 +486,7 @@ fn plot(
     root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
     drop(chart);
     drop(root);
-    crate::private_file::write(path, svg.as_bytes())
+    out.write_all(svg.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ea2p::discover::{discover, DiscoverOptions};
 use ea2p::estimate_cmd;
-use ea2p::{Devices, GpuPick};
+use ea2p::{Devices, GpuPick, HwmonPick};
 use ea2p_core::source::{Component, Provenance, RawReading};
 
 fn fake_proc(dir: &std::path::Path, cpu: &str, threads: u32, vm: bool) {
@@ -73,6 +73,7 @@ fn run_and_estimate_agree_on_a_fake_proc() {
                 cpu: true,
                 ram: true,
                 gpu: GpuPick::None,
+                hwmon: HwmonPick::None,
             },
             cpu_tdp: tdp,
         };

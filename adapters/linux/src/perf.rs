@@ -199,7 +199,7 @@ pub enum PerfUnavailable {
 pub fn read_pmu(sysfs_root: &Path) -> Result<(PowerPmu, Vec<ParseError>), PerfUnavailable> {
     let dir = pmu_dir(sysfs_root);
     let type_path = dir.join("type");
-    let text = fs::read_to_string(&type_path)
+    let text = crate::bounded::read_to_string(&type_path, crate::bounded::SYSFS_ATTR_MAX)
         .map_err(|_| PerfUnavailable::NoPmu(dir.display().to_string()))?;
     let pmu_type = text.trim().parse::<u32>().map_err(|_| {
         parse_error(
@@ -208,8 +208,8 @@ pub fn read_pmu(sysfs_root: &Path) -> Result<(PowerPmu, Vec<ParseError>), PerfUn
         )
     })?;
     let mask_path = dir.join("cpumask");
-    let mask =
-        fs::read_to_string(&mask_path).map_err(|e| parse_error(&mask_path, e.to_string()))?;
+    let mask = crate::bounded::read_to_string(&mask_path, crate::bounded::SYSFS_ATTR_MAX)
+        .map_err(|e| parse_error(&mask_path, e.to_string()))?;
     let package_cpus = parse_cpumask(&mask, &mask_path)?;
     let mut events = Vec::new();
     let mut problems = Vec::new();
@@ -240,7 +240,7 @@ pub fn read_pmu(sysfs_root: &Path) -> Result<(PowerPmu, Vec<ParseError>), PerfUn
 fn read_event(events_dir: &Path, name: &str) -> Result<PmuEvent, ParseError> {
     let read = |suffix: &str| {
         let p = events_dir.join(format!("{name}{suffix}"));
-        fs::read_to_string(&p)
+        crate::bounded::read_to_string(&p, crate::bounded::SYSFS_ATTR_MAX)
             .map(|t| (t, p.clone()))
             .map_err(|e| parse_error(&p, e.to_string()))
     };
@@ -388,8 +388,9 @@ pub fn discover_with(
                 Err(e) if is_permission(&e) => {
                     return Err(PerfUnavailable::Denied {
                         reason: e.to_string(),
-                        paranoid: fs::read_to_string(
-                            procfs_root.join("sys/kernel/perf_event_paranoid"),
+                        paranoid: crate::bounded::read_to_string(
+                            &procfs_root.join("sys/kernel/perf_event_paranoid"),
+                            crate::bounded::SYSFS_ATTR_MAX,
                         )
                         .map_or_else(|_| "unknown".to_string(), |s| s.trim().to_string()),
                     })

@@ -29,9 +29,11 @@ pub enum ProcError {
 }
 
 fn read(path: &Path) -> Result<String, ProcError> {
-    fs::read_to_string(path).map_err(|source| ProcError::Io {
-        path: path.display().to_string(),
-        source,
+    crate::bounded::read_to_string(path, crate::bounded::PROC_FILE_MAX).map_err(|source| {
+        ProcError::Io {
+            path: path.display().to_string(),
+            source,
+        }
     })
 }
 
@@ -120,7 +122,7 @@ impl UtilisationMeter {
         use std::io::Read;
         self.buf.clear();
         // Bounded: the `cpu ` line is the first; 64 KiB holds it on any machine.
-        fs::File::open(&self.path)
+        crate::bounded::open_regular(&self.path)
             .and_then(|f| f.take(64 * 1024).read_to_string(&mut self.buf))
             .map_err(|source| ProcError::Io {
                 path: self.path.display().to_string(),
@@ -260,7 +262,7 @@ fn scan(proc_root: &Path) -> Result<Vec<ProcStat>, ProcError> {
             continue;
         };
         let path: PathBuf = entry.path().join("stat");
-        match fs::read_to_string(&path) {
+        match crate::bounded::read_to_string(&path, crate::bounded::SYSFS_ATTR_MAX) {
             Ok(text) => {
                 let st = parse_pid_stat(&text, &path)?;
                 if st.pid == pid {

@@ -54,7 +54,9 @@ impl Source for RaplSource {
     fn read(&mut self, _now: Nanos) -> Result<RawReading, ReadError> {
         use std::os::unix::fs::FileExt;
         if self.file.is_none() {
-            self.file = Some(fs::File::open(&self.energy_path).map_err(|e| io_read_error(&e))?);
+            self.file = Some(
+                crate::bounded::open_regular(&self.energy_path).map_err(|e| io_read_error(&e))?,
+            );
         }
         let mut buf = [0u8; 32];
         let n = match self.file.as_ref().map(|f| f.read_at(&mut buf, 0)) {
@@ -187,7 +189,7 @@ pub fn component_of(name: &str, socket: u32) -> Option<(Component, u32)> {
 }
 
 fn read_trimmed(path: &Path) -> Result<String, RaplProblem> {
-    fs::read_to_string(path)
+    crate::bounded::read_to_string(path, crate::bounded::SYSFS_ATTR_MAX)
         .map(|s| s.trim().to_string())
         .map_err(|e| match e.kind() {
             io::ErrorKind::PermissionDenied => RaplProblem::PermissionDenied {
@@ -252,7 +254,7 @@ fn open_zone(zone_dir: &Path, zone: &str, socket: u32) -> Result<RaplSource, Rap
         name: truncated(&format!("rapl {zone} {name}")),
     };
     Ok(RaplSource {
-        file: fs::File::open(&energy_path).ok(),
+        file: crate::bounded::open_regular(&energy_path).ok(),
         energy_path,
         zone: zone.to_string(),
         info,

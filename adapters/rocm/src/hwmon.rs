@@ -5,8 +5,14 @@
 //! it through a fixed Rust struct would misread other versions. The same value lives in sysfs,
 //! which amdsmi and ROCm SMI read themselves: `<pci device>/hwmon/hwmonN/power1_average` (or
 //! `power1_input` on boards that only report current power) and `power1_cap`, in micro-watts.
+//!
+//! The files are read by ea2p-linux's hwmon reader ([`ea2p_linux::hwmon`]: bounded reads, no
+//! FIFO or device followed); this module only finds the PCI device's `hwmon` directory and turns
+//! the reader's errors into the backend's.
 
 use std::path::{Path, PathBuf};
+
+use ea2p_linux::hwmon::{self as linux_hwmon, AttrError};
 
 use crate::backend::BackendError;
 
@@ -64,40 +70,30 @@ pub fn hwmon_dir(sys_root: &Path, pci: PciAddress) -> Option<PathBuf> {
     entries.into_iter().next()
 }
 
-fn read_uw(path: &Path) -> Result<u64, BackendError> {
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => BackendError::Gone(format!("{}: {e}", path.display())),
-        std::io::ErrorKind::PermissionDenied => {
-            BackendError::PermissionDenied(format!("{}: {e}", path.display()))
-        }
-        _ => BackendError::Other(format!("{}: {e}", path.display())),
-    })?;
-    text.trim().parse::<u64>().map_err(|_| {
-        BackendError::Other(format!(
-            "{}: expected micro-watts, found {:?}",
-            path.display(),
-            text.trim()
-        ))
-    })
+fn backend_error(e: AttrError) -> BackendError {
+    match e {
+        AttrError::NotFound { .. } => BackendError::Gone(e.to_string()),
+        AttrError::PermissionDenied { .. } => BackendError::PermissionDenied(e.to_string()),
+        _ => BackendError::Other(e.to_string()),
+    }
 }
 
 /// Average board power in micro-watts: `power1_average`, else `power1_input`.
 pub fn power_uw(hwmon: &Path) -> Result<u64, BackendError> {
-    let average = hwmon.join("power1_average");
-    if average.exists() {
-        return read_uw(&average);
-    }
-    read_uw(&hwmon.join("power1_input"))
+    linux_hwmon::power_uw(hwmon, 1).map_err(backend_error)
 }
 
 /// The power cap in micro-watts (`power1_cap`).
 pub fn power_cap_uw(hwmon: &Path) -> Option<u64> {
-    read_uw(&hwmon.join("power1_cap")).ok().filter(|&w| w > 0)
+    linux_hwmon::read_u64_attr(&hwmon.join("power1_cap"), "micro-watts")
+        .ok()
+        .filter(|&w| w > 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStringExt;
 
     #[test]
     fn bdf_ids_decode() {
@@ -130,6 +126,14 @@ mod tests {
         std::fs::write(hw.join("power1_average"), "n/a").unwrap();
         let e = power_uw(&found).unwrap_err();
         assert!(e.to_string().contains("expected micro-watts"), "{e}");
+        // A FIFO where the attribute should be: refused by the bounded reader, never blocked on.
+        std::fs::remove_file(hw.join("power1_average")).unwrap();
+        let fifo =
+            std::ffi::CString::new(hw.join("power1_average").into_os_string().into_vec()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let e = power_uw(&found).unwrap_err();
+        assert!(e.to_string().contains("is a FIFO"), "{e}");
         std::fs::remove_dir_all(&hw).unwrap();
         assert!(matches!(power_uw(&hw), Err(BackendError::Gone(_))));
         assert_eq!(hwmon_dir(root.path(), pci), None);

@@ -369,7 +369,8 @@ fn rules(infos: &[SourceInfo], idle_w: impl Fn(usize) -> f64) -> Vec<Rule> {
                 .position(|p| p.component == Component::CpuPackage && p.index == i.index)
                 .map_or(Rule::Skip, |package| Rule::Nested { package }),
             Component::Dram => Rule::Memory,
-            Component::Gpu => Rule::Skip,
+            // A board rail names no part of the machine: whose it is cannot be said.
+            Component::Gpu | Component::Rail => Rule::Skip,
         })
         .collect()
 }

@@ -15,6 +15,31 @@ pub enum GpuPick {
     Indices(Vec<u32>),
 }
 
+/// Which hwmon channels (board rails, `amd_energy`; see `ea2p_linux::hwmon`) to measure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HwmonPick {
+    /// None (CPU counters of `amd_energy` still come with `cpu`).
+    None,
+    /// Every power and energy channel.
+    #[default]
+    All,
+    /// These: a component name (`ina3221:VDD_IN`) or a device name (`ina226`), without case.
+    Names(Vec<String>),
+}
+
+impl HwmonPick {
+    /// Whether the channel named `component` (`ina3221:VDD_IN`) of device `device` is wanted.
+    pub fn wants(&self, component: &str, device: &str) -> bool {
+        match self {
+            HwmonPick::None => false,
+            HwmonPick::All => true,
+            HwmonPick::Names(v) => v
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(component) || n.eq_ignore_ascii_case(device)),
+        }
+    }
+}
+
 /// The components to measure, parsed from `cpu,ram,gpu` or `cpu,gpu:0,2`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Devices {
@@ -24,15 +49,18 @@ pub struct Devices {
     pub ram: bool,
     /// GPUs.
     pub gpu: GpuPick,
+    /// hwmon channels: `hwmon` (all), `hwmon:NAME` (one channel or device).
+    pub hwmon: HwmonPick,
 }
 
 impl Default for Devices {
-    /// Everything: CPU, RAM and the command's GPUs.
+    /// Everything: CPU, RAM, the command's GPUs and every hwmon channel.
     fn default() -> Self {
         Devices {
             cpu: true,
             ram: true,
             gpu: GpuPick::Visible,
+            hwmon: HwmonPick::All,
         }
     }
 }
@@ -48,8 +76,8 @@ impl fmt::Display for DevicesError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown device {:?}: expected a comma-separated list of cpu, ram, gpu or gpu:N[,M...] \
-             (e.g. cpu,ram,gpu:0,2)",
+            "unknown device {:?}: expected a comma-separated list of cpu, ram, gpu, gpu:N[,M...], \
+             hwmon or hwmon:NAME (e.g. cpu,ram,gpu:0,2 or cpu,hwmon:ina3221:VDD_IN)",
             self.entry
         )
     }
@@ -66,6 +94,7 @@ impl FromStr for Devices {
             cpu: false,
             ram: false,
             gpu: GpuPick::None,
+            hwmon: HwmonPick::None,
         };
         let mut in_gpu_list = false;
         let err = |e: &str| DevicesError {
@@ -84,6 +113,15 @@ impl FromStr for Devices {
             match lower.as_str() {
                 "cpu" => d.cpu = true,
                 "ram" | "dram" => d.ram = true,
+                "hwmon" => d.hwmon = HwmonPick::All,
+                _ if lower.starts_with("hwmon:") && entry.len() > "hwmon:".len() => {
+                    let name = entry["hwmon:".len()..].to_string();
+                    match &mut d.hwmon {
+                        HwmonPick::Names(v) => v.push(name),
+                        HwmonPick::None => d.hwmon = HwmonPick::Names(vec![name]),
+                        HwmonPick::All => {}
+                    }
+                }
                 "gpu" => {
                     if d.gpu == GpuPick::None {
                         d.gpu = GpuPick::Visible;
@@ -102,7 +140,7 @@ impl FromStr for Devices {
                 }
             }
         }
-        if !d.cpu && !d.ram && d.gpu == GpuPick::None {
+        if !d.cpu && !d.ram && d.gpu == GpuPick::None && d.hwmon == HwmonPick::None {
             return Err(err(s));
         }
         if let GpuPick::Indices(v) = &mut d.gpu {
@@ -131,9 +169,20 @@ mod tests {
     #[test]
     fn lists() {
         assert_eq!(
-            "cpu,ram,gpu".parse::<Devices>().unwrap(),
+            "cpu,ram,gpu,hwmon".parse::<Devices>().unwrap(),
             Devices::default()
         );
+        assert_eq!(
+            "cpu,ram,gpu".parse::<Devices>().unwrap().hwmon,
+            HwmonPick::None
+        );
+        let d: Devices = "hwmon:ina3221:VDD_IN,hwmon:ina226".parse().unwrap();
+        assert!(!d.cpu && !d.ram && d.gpu == GpuPick::None);
+        assert!(d.hwmon.wants("ina3221:vdd_in", "ina3221"));
+        assert!(d.hwmon.wants("ina226:power1", "ina226"));
+        assert!(!d.hwmon.wants("ina3221:VDD_SOC", "ina3221"));
+        assert!(HwmonPick::All.wants("x:y", "x"));
+        assert!(!HwmonPick::None.wants("x:y", "x"));
         let d: Devices = "cpu,gpu:0,2".parse().unwrap();
         assert!(d.cpu && !d.ram);
         assert_eq!(d.gpu, GpuPick::Indices(vec![0, 2]));
@@ -151,5 +200,7 @@ mod tests {
         assert_eq!("cpu,2".parse::<Devices>().unwrap_err().entry, "2");
         assert!("gpu:x".parse::<Devices>().is_err());
         assert!("".parse::<Devices>().is_err());
+        assert!("hwmon:".parse::<Devices>().is_err());
+        assert!(e.to_string().contains("hwmon:NAME"));
     }
 }

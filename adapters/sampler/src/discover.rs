@@ -107,6 +107,7 @@ pub fn discover(options: &DiscoverOptions, _pid: Arc<AtomicU32>) -> Found {
             }
         }
     }
+    discover_hwmon(options, &mut found, &mut have_pkg);
     if want.cpu && !have_pkg {
         let (choice, _threads) = cpu_choice(options);
         found.sources.push(Box::new(CpuEstimator {
@@ -149,6 +150,61 @@ fn keep_wanted<S: Source + Send + 'static>(
         if (is_ram && want.ram) || (!is_ram && want.cpu) {
             *have_pkg |= c == Component::CpuPackage;
             *have_dram |= is_ram;
+            found.sources.push(Box::new(s));
+        }
+    }
+}
+
+/// Adds the hwmon channels `--devices` asks for (`hwmon`, `hwmon:NAME`; `amd_energy`'s CPU
+/// counters also with `cpu`), and notes whether a CPU package counter was found. Two rules keep
+/// a component from being counted twice: the amdgpu driver's hwmon is read by the AMD GPU
+/// adapter, not here; `amd_energy` is skipped when RAPL or perf already measures the packages
+/// (the same counters). A board input rail is a total (`ea2p_linux::hwmon::BOARD_INPUT_RAILS`).
+fn discover_hwmon(options: &DiscoverOptions, found: &mut Found, have_pkg: &mut bool) {
+    use ea2p_linux::hwmon;
+    let want = &options.devices;
+    if want.hwmon == crate::devices::HwmonPick::None && !want.cpu {
+        return;
+    }
+    let rapl_pkg = *have_pkg;
+    let discovered = match hwmon::discover(&options.sysfs_root) {
+        Ok(d) => d,
+        Err(e) => {
+            if want.hwmon != crate::devices::HwmonPick::None {
+                found.notes.push(format!("hwmon: not available: {e}"));
+            }
+            return;
+        }
+    };
+    found.notes.extend(
+        discovered
+            .problems
+            .iter()
+            .map(|p| format!("hwmon: not available: {p}")),
+    );
+    let (sources, bad) = hwmon::sources(&discovered);
+    found
+        .notes
+        .extend(bad.iter().map(|e| format!("hwmon: not available: {e}")));
+    for s in sources {
+        let (name, device) = (s.component_name(), s.device_name());
+        let cpu = matches!(
+            s.info().component,
+            Component::CpuPackage | Component::CpuCores
+        );
+        if !(want.hwmon.wants(name, device) || (cpu && want.cpu)) {
+            continue;
+        }
+        if device == "amdgpu" {
+            found.notes.push(format!(
+                "hwmon: {name}: not read here: the AMD GPU adapter reads the amdgpu driver's power"
+            ));
+        } else if cpu && rapl_pkg {
+            found.notes.push(format!(
+                "hwmon: {name}: not read: RAPL already measures the CPU packages (same counters)"
+            ));
+        } else {
+            *have_pkg |= s.info().component == Component::CpuPackage;
             found.sources.push(Box::new(s));
         }
     }
@@ -213,7 +269,11 @@ pub const RAM_MODEL_PERIOD_S: f64 = 1.0;
 /// cpuinfo lists none). The packages (`physical id`s) count only on bare metal: in a VM (the
 /// `hypervisor` flag) they are virtual. `ea2p estimate cpu` goes through [`cpu_tdp::choose`] too.
 pub fn cpu_choice(options: &DiscoverOptions) -> (cpu_tdp::CpuChoice, u32) {
-    let text = std::fs::read_to_string(options.procfs_root.join("cpuinfo")).unwrap_or_default();
+    let text = ea2p_linux::bounded::read_to_string(
+        &options.procfs_root.join("cpuinfo"),
+        ea2p_linux::bounded::PROC_FILE_MAX,
+    )
+    .unwrap_or_default();
     let (model, packages) = cpu_tdp::parse_cpuinfo(&text);
     let packages = (!text.is_empty() && !cpu_tdp::is_virtual(&text))
         .then_some(packages.clamp(1, cpu_tdp::MAX_PACKAGES));
@@ -327,6 +387,9 @@ fn estimator_info(component: Component, name: &str, period_s: f64) -> SourceInfo
 /// The component name the report and the JSON use: package-N, core-N, uncore-N, dram-N, psys,
 /// cpu (estimated), ram (estimated), gpu-N.
 pub fn component_name(info: &SourceInfo) -> String {
+    if let Some(name) = ea2p_linux::hwmon::component_name(&info.name) {
+        return name.to_string();
+    }
     let i = info.index;
     match (info.component, info.provenance) {
         (Component::CpuPackage, Provenance::Estimated) => "cpu".into(),
@@ -337,6 +400,7 @@ pub fn component_name(info: &SourceInfo) -> String {
         (Component::Dram, _) => format!("dram-{i}"),
         (Component::Platform, _) => "psys".into(),
         (Component::Gpu, _) => format!("gpu-{i}"),
+        (Component::Rail, _) => format!("rail-{i}"),
     }
 }
 
@@ -364,6 +428,9 @@ pub struct SourceDescription {
     pub reads: String,
     /// How often the hardware updates it, milliseconds.
     pub update_period_ms: f64,
+    /// A total (psys, a board input rail such as `ina3221:VDD_IN`) or inside another component
+    /// (cores in their package): shown and measured, not added to the run's total.
+    pub nested: bool,
 }
 
 impl std::fmt::Display for SourceDescription {
@@ -371,8 +438,17 @@ impl std::fmt::Display for SourceDescription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:<10} {:<9} {} [{}, every {} ms]",
-            self.name, self.kind, self.source, self.reads, self.update_period_ms
+            "{:<10} {:<9} {} [{}, every {} ms{}]",
+            self.name,
+            self.kind,
+            self.source,
+            self.reads,
+            self.update_period_ms,
+            if self.nested {
+                "; a total or part of another component: not added to the run's total"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -406,12 +482,16 @@ fn describe_data(info: &SourceInfo) -> SourceDescription {
         source: info.name.to_string(),
         reads: quantity_words(info),
         update_period_ms: info.update_period_ns as f64 / 1e6,
+        nested: info.component.is_nested(),
     }
 }
 
 /// Reads `/proc/cpuinfo` and the kernel's hostname/release for the profile header.
 pub fn host_info(proc_root: &Path) -> ea2p_core::format::HostInfo {
-    let read = |p: &str| std::fs::read_to_string(proc_root.join(p)).unwrap_or_default();
+    let read = |p: &str| {
+        ea2p_linux::bounded::read_to_string(&proc_root.join(p), ea2p_linux::bounded::PROC_FILE_MAX)
+            .unwrap_or_default()
+    };
     let (cpu_model, _) = cpu_tdp::parse_cpuinfo(&read("cpuinfo"));
     ea2p_core::format::HostInfo {
         hostname: truncated(read("sys/kernel/hostname").trim()),

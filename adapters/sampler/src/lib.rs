@@ -29,7 +29,7 @@ pub mod private_file;
 pub mod summary;
 
 pub use attribute::AttributeMode;
-pub use devices::{Devices, GpuPick};
+pub use devices::{Devices, GpuPick, HwmonPick};
 pub use discover::{sources, DiscoverOptions, SourceDescription, SourcesReport};
 pub use monitor::{
     ComponentEnergy, LiveComponent, Measurement, Monitor, MonitorHandle, MonitorOptions,

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ea2p_core::format::{
     self, encode, ExitStatus, Header, MarkerKind, Record, SourceTotal, MAX_FRAME_LEN,
+    REGION_NAME_LEN,
 };
 use ea2p_core::metrics::{edp, DEFAULT_CARBON_INTENSITY_G_PER_KWH};
 use ea2p_core::session::{MarkerError, Session};
@@ -184,6 +185,8 @@ struct Pipeline {
     idle_override: Option<IdlePower>,
     /// `--per-cgroup`: the groups found so far, each with its attributor and accumulators.
     groups: Vec<GroupAttribution>,
+    /// Records the fold could not take whole, by message, with their count.
+    fold_errors: std::collections::BTreeMap<String, u64>,
 }
 
 /// One cgroup's attribution for `--per-cgroup`.
@@ -203,9 +206,7 @@ impl Pipeline {
         while let Some(r) = self.session.poll_record() {
             self.recorder.put(&r);
             if let Err(e) = self.fold.handle(&r) {
-                if self.notes.len() < 10 {
-                    self.notes.push(e.to_string());
-                }
+                *self.fold_errors.entry(e.to_string()).or_default() += 1;
             }
             while let Some(reg) = self.fold.poll_region() {
                 let attributed = self.region_attributed(&reg);
@@ -287,7 +288,8 @@ impl Inner {
             .collect()
     }
 
-    fn marker(&self, kind: MarkerKind, name: &str) -> Result<u32, RegionError> {
+    /// One region boundary; `wait`: an end whose caller waits for its measurement.
+    fn marker(&self, kind: MarkerKind, name: &str, wait: bool) -> Result<u32, RegionError> {
         let mut p = lock(&self.pipe);
         let t = self.now();
         let r = p.session.handle_marker(t, kind, name);
@@ -306,12 +308,22 @@ impl Inner {
             }
             MarkerError::TooManyOpen => RegionError::TooManyOpen(name.to_string()),
         })?;
-        if kind == MarkerKind::End {
+        if kind == MarkerKind::End && wait {
             p.waiting.insert(id);
         }
         if p.attr_on && p.attr_marks.len() < 2 * MAX_OPEN_REGIONS {
             let copy = p.attr_acc.clone();
             p.attr_marks.insert((id, kind == MarkerKind::End), copy);
+        }
+        if kind == MarkerKind::Begin && name.len() > REGION_NAME_LEN && p.notes.len() < 10 {
+            let cut = ea2p_core::source::truncated::<REGION_NAME_LEN>(name);
+            let note = format!(
+                "region name of {} bytes cut to {REGION_NAME_LEN} (the same in the summary and \
+                 the profile): {:?}",
+                name.len(),
+                cut.as_str()
+            );
+            p.notes.push(note);
         }
         p.pump();
         p.recorder.flush();
@@ -319,11 +331,11 @@ impl Inner {
     }
 
     fn begin(&self, name: &str) -> Result<(), RegionError> {
-        self.marker(MarkerKind::Begin, name).map(|_| ())
+        self.marker(MarkerKind::Begin, name, false).map(|_| ())
     }
 
     fn end(&self, name: &str) -> Result<Measurement, RegionError> {
-        let id = self.marker(MarkerKind::End, name)?;
+        let id = self.marker(MarkerKind::End, name, true)?;
         // The end is placed by the first reading of every source after it: ask for them now.
         self.read_now.fetch_add(1, Ordering::Relaxed);
         for t in lock(&self.lanes).iter() {
@@ -413,6 +425,13 @@ impl MonitorHandle {
                 (g.name.clone(), comps)
             })
             .collect()
+    }
+
+    /// Closes region `name` now without waiting for its measurement (it is in the summary and
+    /// the profile): a marker costs one lock and one write, so a program may mark 100,000
+    /// regions without being slowed by the sampler (the `EA2P_REGIONS` reader uses this).
+    pub fn end_now(&self, name: &str) -> Result<(), RegionError> {
+        self.inner.marker(MarkerKind::End, name, false).map(|_| ())
     }
 
     /// Energy of every component from the start up to its latest reading (the session's live
@@ -540,6 +559,7 @@ impl Monitor {
             attr_marks: Default::default(),
             idle_override: None,
             groups: Vec::new(),
+            fold_errors: Default::default(),
         };
         let (mut infos, mut ids) = (Vec::new(), Vec::new());
         let (mut fast, mut slow) = (Vec::new(), Vec::new());
@@ -749,6 +769,11 @@ impl Monitor {
             }
             summary.attribution = Some(a.info());
         }
+        summary.notes = std::mem::take(&mut p.notes);
+        let errors = std::mem::take(&mut p.fold_errors);
+        summary
+            .notes
+            .extend(crate::summary::fold_error_notes(errors));
         drop(p);
         for (c, info) in summary.components.iter_mut().zip(&self.inner.infos) {
             if info.component != Component::Gpu {
@@ -788,6 +813,40 @@ fn status_record(status: &std::process::ExitStatus) -> ExitStatus {
     }
 }
 
+/// Longest a read may take for its timestamp to be trusted. A read's value belongs somewhere
+/// between the clock reads around it; a thread preempted in between (a loaded or descheduled VM)
+/// would stamp a counter's value with the wrong time, and a value 20 ms newer than its stamp
+/// looks like an impossible power over a 1 ms interval. RAPL's own update period is 1 ms.
+const MAX_READ_SPAN_NS: Nanos = 500_000;
+
+/// Reads tried per source and wake-up before a slow read is taken as it is.
+const READ_TRIES: u32 = 3;
+
+/// Reads `source`, stamped with the middle of the clock reads around it. A read that took longer
+/// than [`MAX_READ_SPAN_NS`] and gave a counter value is read again, at most [`READ_TRIES`] times in all: a cumulative
+/// counter's next value carries all the energy, so the retry loses nothing, and it keeps a
+/// preemption from turning into a refused reading. The last try is taken whatever its span, and
+/// the session judges it as any other.
+fn timed_read(
+    now: impl Fn() -> Nanos,
+    source: &mut dyn Source,
+) -> (Nanos, Result<RawReading, ReadError>) {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let before = now();
+        let r = source.read(before);
+        let after = now();
+        let span = after.saturating_sub(before);
+        // Only a counter is read again: a power value is an instant's, its stamp matters less,
+        // and an estimator's reading (utilisation since its previous read) is not repeatable.
+        let counter = matches!(r, Ok(RawReading::Counter(_)));
+        if !counter || span <= MAX_READ_SPAN_NS || tries >= READ_TRIES {
+            return (before + span / 2, r);
+        }
+    }
+}
+
 /// One source read by a lane: the I/O side; everything else is the session's.
 struct LaneSource {
     id: u16,
@@ -806,7 +865,8 @@ fn lane(
     let mut attr_next: Option<Nanos> = attribute.then_some(0);
     let mut steps: u64 = 0;
     // The readings of one wake-up; kept across wake-ups so that sampling allocates nothing.
-    let mut readings: Vec<(u16, Result<RawReading, ReadError>)> = Vec::with_capacity(sources.len());
+    let mut readings: Vec<(u16, Nanos, Result<RawReading, ReadError>)> =
+        Vec::with_capacity(sources.len());
     let mut read_now_seen = 0;
     loop {
         let stopping = inner.stop.load(Ordering::Relaxed);
@@ -817,19 +877,20 @@ fn lane(
         if now_all || sources.iter().any(|s| t >= s.next) {
             readings.clear();
             for s in sources.iter_mut().filter(|s| now_all || t >= s.next) {
-                readings.push((s.id, s.source.read(t)));
+                let (at, r) = timed_read(|| inner.now(), &mut *s.source);
+                readings.push((s.id, at, r));
                 // Absolute deadlines: no drift; a late wake-up skips, never bunches, readings.
                 if t >= s.next {
                     s.next += s.period * ((t - s.next) / s.period + 1);
                 }
             }
             let mut p = lock(&inner.pipe);
-            for (id, r) in readings.drain(..) {
+            for (id, at, r) in readings.drain(..) {
                 p.pump();
                 // Cannot fail: the queue was just drained and the id is the session's.
                 let _ = match r {
-                    Ok(raw) => p.session.handle_reading(id, t, raw),
-                    Err(e) => p.session.handle_read_error(id, t, e.kind),
+                    Ok(raw) => p.session.handle_reading(id, at, raw),
+                    Err(e) => p.session.handle_read_error(id, at, e.kind),
                 };
             }
             p.pump();
@@ -1000,7 +1061,7 @@ impl Recorder {
         let n = match encode(record, &mut self.buf) {
             Ok(n) => n,
             Err(e) => {
-                self.failed = Some(format!("a record could not be encoded: {e:?}"));
+                self.failed = Some(format!("a record could not be encoded: {e}"));
                 return;
             }
         };
@@ -1021,5 +1082,84 @@ impl Recorder {
                 self.out = None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use ea2p_core::source::{Provenance, Quantity};
+
+    use super::*;
+
+    /// A source on a simulated clock: each read advances the clock by the next span of `spans`.
+    struct SlowSource<'a> {
+        info: SourceInfo,
+        clock: &'a Cell<Nanos>,
+        spans: Vec<Nanos>,
+        reads: usize,
+        raw: RawReading,
+    }
+
+    impl Source for SlowSource<'_> {
+        fn info(&self) -> &SourceInfo {
+            &self.info
+        }
+        fn read(&mut self, _now: Nanos) -> Result<RawReading, ReadError> {
+            let span = self.spans.get(self.reads).copied().unwrap_or(1_000);
+            self.reads += 1;
+            self.clock.set(self.clock.get() + span);
+            Ok(self.raw)
+        }
+    }
+
+    fn source(clock: &Cell<Nanos>, spans: Vec<Nanos>, raw: RawReading) -> SlowSource<'_> {
+        SlowSource {
+            info: SourceInfo {
+                component: Component::CpuPackage,
+                index: 0,
+                provenance: Provenance::Measured,
+                quantity: Quantity::EnergyCounter {
+                    joules_per_tick: 1e-6,
+                    max_ticks: None,
+                },
+                update_period_ns: 1_000_000,
+                max_power_w: Some(100.0),
+                name: truncated("package-0"),
+            },
+            clock,
+            spans,
+            reads: 0,
+            raw,
+        }
+    }
+
+    #[test]
+    fn a_preempted_counter_read_is_read_again_and_stamped_at_the_middle_of_the_good_one() {
+        let clock = Cell::new(0);
+        let mut s = source(&clock, vec![20_000_000, 2_000], RawReading::Counter(7));
+        let (at, r) = timed_read(|| clock.get(), &mut s);
+        assert_eq!(s.reads, 2);
+        assert_eq!(r.unwrap(), RawReading::Counter(7));
+        assert_eq!(at, 20_000_000 + 1_000);
+    }
+
+    #[test]
+    fn a_read_slow_every_time_is_taken_after_the_last_try() {
+        let clock = Cell::new(0);
+        let mut s = source(&clock, vec![1_000_000; 5], RawReading::Counter(7));
+        let (at, _) = timed_read(|| clock.get(), &mut s);
+        assert_eq!(s.reads, READ_TRIES as usize);
+        assert_eq!(at, 2_000_000 + 500_000);
+    }
+
+    #[test]
+    fn a_slow_power_reading_is_not_read_again() {
+        let clock = Cell::new(0);
+        let mut s = source(&clock, vec![5_000_000], RawReading::PowerMilliwatts(1));
+        let (at, _) = timed_read(|| clock.get(), &mut s);
+        assert_eq!(s.reads, 1);
+        assert_eq!(at, 2_500_000);
     }
 }

@@ -53,6 +53,15 @@ pub enum PrivateFileError {
          (remove it or choose another path)"
     )]
     HardLinks(u64),
+    /// Another process holds the file's lock: another `ea2p` is writing it now.
+    #[error(
+        "another process is writing it now (it holds the file's lock: another ea2p run or \
+         report with the same output); wait for it to end or choose another path"
+    )]
+    Locked,
+    /// A FIFO that nobody reads: writing to it would block for ever.
+    #[error("it is a FIFO (named pipe) that no process is reading")]
+    FifoWithoutReader,
     /// `SUDO_UID` or `SUDO_GID` is not a number.
     #[error("{var} is {value:?}, expected a numeric id (as sudo sets it)")]
     BadSudoId {
@@ -143,22 +152,30 @@ pub fn create(path: &Path) -> Result<File, PrivateFileError> {
 pub fn create_for(path: &Path, to: Recipient) -> Result<File, PrivateFileError> {
     let euid = geteuid();
     // No O_TRUNC: an existing file is emptied only once it passed the checks below.
+    // O_NONBLOCK: opening a FIFO nobody reads fails at once instead of waiting for ever.
     let opened = OpenOptions::new()
         .write(true)
         .create(true)
         .mode(MODE)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path);
     let file = match opened {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return open_link(path),
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            return Err(PrivateFileError::FifoWithoutReader)
+        }
         Err(e) => return Err(e.into()),
     };
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
-        // /dev/null, a pipe, a terminal: written as they are.
+        // /dev/null, a pipe, a terminal: written as they are, with blocking writes.
+        set_blocking(&file)?;
         return Ok(file);
     }
+    set_blocking(&file)?;
+    // One writer at a time: a second `ea2p run -o F` is refused before it empties F.
+    lock(&file)?;
     if meta.uid() != euid && meta.uid() != to.uid {
         return Err(PrivateFileError::ForeignOwner {
             owner: meta.uid(),
@@ -173,12 +190,14 @@ pub fn create_for(path: &Path, to: Recipient) -> Result<File, PrivateFileError> 
         // not close their descriptor. A new file under the same name is one nobody holds.
         drop(file);
         std::fs::remove_file(path)?;
-        OpenOptions::new()
+        let new = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(MODE)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_CLOEXEC)
-            .open(path)?
+            .open(path)?;
+        lock(&new)?;
+        new
     } else {
         file
     };
@@ -188,6 +207,37 @@ pub fn create_for(path: &Path, to: Recipient) -> Result<File, PrivateFileError> 
         std::os::unix::fs::fchown(&file, Some(to.uid), to.gid)?;
     }
     Ok(file)
+}
+
+/// Takes the file's exclusive lock (held while the descriptor is open), or says who holds it.
+fn lock(file: &File) -> Result<(), PrivateFileError> {
+    // SAFETY: flock on a descriptor the caller owns; no memory is passed.
+    let r = unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(file),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else if io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Err(PrivateFileError::Locked)
+    } else {
+        // A file system without locks (some network mounts): written unlocked.
+        Ok(())
+    }
+}
+
+/// Clears `O_NONBLOCK` (set only so that the open could not hang).
+fn set_blocking(file: &File) -> io::Result<()> {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(file);
+    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The path is a symbolic link: followed only to something that is not a regular file

@@ -129,6 +129,9 @@ pub struct Summary {
     /// How the command's shares were attributed (none with `--attribute none` and in replays).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attribution: Option<AttributionInfo>,
+    /// What the run noted on the way (names cut, regions or sources beyond capacity).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl ComponentSummary {
@@ -261,6 +264,7 @@ impl Summary {
             regions_not_listed,
             regions_left_open,
             attribution: None,
+            notes: Vec::new(),
         }
     }
 
@@ -291,7 +295,7 @@ impl Summary {
         }
         for c in &self.components {
             let share = if c.nested {
-                "(in pkg)".to_string()
+                "(not summed)".to_string()
             } else if self.total_j > 0.0 {
                 format!("{:.1}%", 100.0 * c.energy_j / self.total_j)
             } else {
@@ -402,7 +406,7 @@ impl Summary {
             for r in self.regions.iter().take(SHOWN) {
                 t += &format!(
                     "{:<24} {:>10.3} {:>10.3} {:>12.3}{}\n",
-                    r.name,
+                    printable(&r.name),
                     r.start_s,
                     r.end_s,
                     r.energy_j,
@@ -419,9 +423,41 @@ impl Summary {
         if !self.regions_left_open.is_empty() {
             t += &format!(
                 "regions begun and never ended: {}\n",
-                self.regions_left_open.join(", ")
+                printable(&self.regions_left_open.join(", "))
             );
+        }
+        for n in &self.notes {
+            t += &format!("note: {}\n", printable(n));
         }
         t
     }
+}
+
+/// The notes for records the fold could not take whole (by message, with their count): the same
+/// words in `ea2p run` and in `ea2p report`.
+pub fn fold_error_notes(errors: BTreeMap<String, u64>) -> impl Iterator<Item = String> {
+    errors
+        .into_iter()
+        .map(|(what, n)| format!("{n} records not taken whole: {what} (counted, not measured)"))
+}
+
+/// `s` with what a terminal would interpret (control characters: escape sequences, carriage
+/// returns, backspaces; bidirectional overrides) written as `\u{..}` escapes; other text as is.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let hostile = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(hostile) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if hostile(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }

@@ -13,7 +13,10 @@
 //! Decisions are applied by the caller in order: a policy that preempts to make room writes the
 //! `Preempt`s before the `Start` that uses the freed GPUs.
 
-use crate::jobmodel::{evaluate, Config, GpuSpec, ModelProfile, Perf, MAX_GPU_TYPES};
+use crate::jobmodel::{
+    evaluate, evaluate_limited, limit_effect, Config, GpuSpec, LimitEffect, ModelProfile, Perf,
+    MAX_GPU_TYPES,
+};
 use crate::units::{secs, Nanos};
 
 pub mod aurachronos;
@@ -514,12 +517,12 @@ impl Probe<'_, '_> {
     ) -> Option<(Config, Perf)> {
         let specs = self.cluster.gpu_specs;
         let mut best: Option<(Config, Perf, f64)> = None;
-        self.each_config(free, kmax, objective, limits, |cfg| {
+        self.each_config(free, kmax, objective, limits, |cfg, effect| {
             let ty = cfg.gpu_type as usize;
             if free[ty] < cfg.gpus {
                 return;
             }
-            let Ok(p) = evaluate(self.model, specs, &cfg) else {
+            let Ok(p) = evaluate_limited(self.model, specs, &cfg, effect) else {
                 return;
             };
             if let Some(b) = budget_w {
@@ -550,25 +553,32 @@ impl Probe<'_, '_> {
         };
         let mut least: Option<f64> = None;
         let total = free_of_total(self.cluster);
-        probe.each_config(&total, u32::MAX, Objective::MaxGoodput, true, |cfg| {
-            if let Ok(p) = evaluate(self.model, specs, &cfg) {
-                let a = added_power_w(&cfg, &p, specs);
-                if least.is_none_or(|l| a < l) {
-                    least = Some(a);
+        probe.each_config(
+            &total,
+            u32::MAX,
+            Objective::MaxGoodput,
+            true,
+            |cfg, effect| {
+                if let Ok(p) = evaluate_limited(self.model, specs, &cfg, effect) {
+                    let a = added_power_w(&cfg, &p, specs);
+                    if least.is_none_or(|l| a < l) {
+                        least = Some(a);
+                    }
                 }
-            }
-        });
+            },
+        );
         least
     }
 
-    /// Every configuration [`Probe::search`] considers, before the fit and budget checks.
+    /// Every configuration [`Probe::search`] considers, before the fit and budget checks, with
+    /// its limit's effect (computed once per GPU type and limit).
     fn each_config(
         &self,
         free: &Free,
         kmax: u32,
         objective: Objective,
         limits: bool,
-        mut visit: impl FnMut(Config),
+        mut visit: impl FnMut(Config, &LimitEffect),
     ) {
         let specs = self.cluster.gpu_specs;
         let nlimits = if limits {
@@ -592,14 +602,21 @@ impl Probe<'_, '_> {
                         (f * perf.busy_w).clamp(spec.min_limit_w, spec.max_w)
                     }
                 };
+                let Ok(effect) = limit_effect(self.model, specs, ty as u8, limit_w) else {
+                    continue;
+                };
+                let effect = &effect;
                 if let Some(req) = self.rigid {
                     if req.gpu_type.is_none_or(|t| t as usize == ty) {
-                        visit(Config {
-                            gpu_type: ty as u8,
-                            gpus: req.gpus,
-                            batch: req.batch,
-                            limit_w,
-                        });
+                        visit(
+                            Config {
+                                gpu_type: ty as u8,
+                                gpus: req.gpus,
+                                batch: req.batch,
+                                limit_w,
+                            },
+                            effect,
+                        );
                     }
                     continue;
                 }
@@ -607,12 +624,15 @@ impl Probe<'_, '_> {
                     Objective::Requested => {
                         let req = self.request;
                         if req.gpu_type.is_none_or(|t| t as usize == ty) {
-                            visit(Config {
-                                gpu_type: ty as u8,
-                                gpus: req.gpus,
-                                batch: req.batch,
-                                limit_w,
-                            });
+                            visit(
+                                Config {
+                                    gpu_type: ty as u8,
+                                    gpus: req.gpus,
+                                    batch: req.batch,
+                                    limit_w,
+                                },
+                                effect,
+                            );
                         }
                     }
                     Objective::MaxGoodput | Objective::MinEdp => {
@@ -625,12 +645,15 @@ impl Probe<'_, '_> {
                                 if batch < k || batch > perf.max_batch_per_gpu.saturating_mul(k) {
                                     continue;
                                 }
-                                visit(Config {
-                                    gpu_type: ty as u8,
-                                    gpus: k,
-                                    batch,
-                                    limit_w,
-                                });
+                                visit(
+                                    Config {
+                                        gpu_type: ty as u8,
+                                        gpus: k,
+                                        batch,
+                                        limit_w,
+                                    },
+                                    effect,
+                                );
                             }
                             k = k.saturating_mul(2);
                         }
@@ -998,7 +1021,7 @@ mod tests {
     }
 
     fn two_types() -> ([GpuSpec; 2], ModelProfile) {
-        use crate::jobmodel::{PerfParams, StatEff, StepTime};
+        use crate::jobmodel::{LimitResponse, PerfParams, StatEff, StepTime};
         let spec = |idle_w, max_w, min_limit_w| GpuSpec {
             idle_w,
             allocated_idle_w: idle_w * 1.8,
@@ -1010,11 +1033,13 @@ mod tests {
             step: StepTime::fit(1066.0, 7397.0, 8, 256.0, 0.34, 0.8, 2.0).unwrap(),
             busy_w: 352.0,
             max_batch_per_gpu: 512,
+            limit: LimitResponse::DEFAULT,
         });
         perf[1] = Some(PerfParams {
             step: StepTime::fit(1825.0, 14423.0, 8, 256.0, 0.34, 0.8, 2.0).unwrap(),
             busy_w: 616.0,
             max_batch_per_gpu: 512,
+            limit: LimitResponse::DEFAULT,
         });
         let model = ModelProfile {
             stat: StatEff {

@@ -265,6 +265,7 @@ mod tests {
             step: StepTime::fit(1066.0, 7397.0, 8, 256.0, 0.34, 0.8, 2.0).unwrap(),
             busy_w: 352.0,
             max_batch_per_gpu: 512,
+            limit: crate::jobmodel::LimitResponse::DEFAULT,
         });
         let spec = GpuSpec {
             idle_w: 55.0,

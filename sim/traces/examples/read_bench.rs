@@ -1,7 +1,9 @@
 //! Bench program: writes N synthetic jobs in each format to memory, then times reading
 //! them back. `cargo run --release -p eas-traces --example read_bench -- 1000000`.
 //! `read_bench gen FORMAT N PATH` writes such a file; `read_bench file FORMAT PATH`
-//! streams one, to measure peak memory (e.g. under `/usr/bin/time -v`).
+//! streams one, to measure peak memory (e.g. under `/usr/bin/time -v`); `read_bench open FORMAT
+//! PATH` streams it the way the simulator does (`eas_traces::open`: regular files only, rows
+//! bounded by `input::RowLimit`), to measure what those checks cost against `file`.
 
 use std::time::Instant;
 
@@ -24,6 +26,19 @@ fn main() {
             let count = skip.by_ref().count();
             println!(
                 "{format:?}: streamed {count} jobs from {} in {:.3} s, {} bad rows",
+                args[3],
+                t.elapsed().as_secs_f64(),
+                skip.skipped()
+            );
+        }
+        Some("open") => {
+            let format: Format = args[2].parse().expect("format");
+            let path = std::path::Path::new(&args[3]);
+            let t = Instant::now();
+            let mut skip = eas_traces::SkipBad::new(eas_traces::open(path, format).expect("open"));
+            let count = skip.by_ref().count();
+            println!(
+                "{format:?}: streamed {count} jobs from {} through open() in {:.3} s, {} bad rows",
                 args[3],
                 t.elapsed().as_secs_f64(),
                 skip.skipped()

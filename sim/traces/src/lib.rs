@@ -17,6 +17,7 @@ use std::io::BufRead;
 
 pub mod alibaba;
 pub mod helios;
+pub mod input;
 pub mod philly;
 mod time;
 
@@ -156,7 +157,13 @@ pub fn open(
     path: &std::path::Path,
     format: Format,
 ) -> Result<Box<dyn Iterator<Item = Result<TraceJob, RowError>>>, RowError> {
-    let (input, name) = open_buffered(path, &format!("the {format:?} trace"))?;
+    let what = format!("the {format:?} trace");
+    if format == Format::Philly {
+        // JSON: one job object may span many lines; its size is bounded by the reader.
+        let (input, name) = open_buffered(path, &what)?;
+        return read(format, input, &name);
+    }
+    let (input, name) = open_rows(path, &what)?;
     read(format, input, &name)
 }
 
@@ -166,7 +173,7 @@ pub fn open_alibaba_with_jobs(
     path: &std::path::Path,
     jobs: std::sync::Arc<std::collections::BTreeMap<String, alibaba::JobInfo>>,
 ) -> Result<Box<dyn Iterator<Item = Result<TraceJob, RowError>>>, RowError> {
-    let (input, name) = open_buffered(path, "the Alibaba task table")?;
+    let (input, name) = open_rows(path, "the Alibaba task table")?;
     Ok(Box::new(
         alibaba::Reader::new(input, &name).with_job_table(jobs),
     ))
@@ -177,19 +184,30 @@ pub fn open_alibaba_with_jobs(
 pub fn load_alibaba_job_table(
     path: &std::path::Path,
 ) -> Result<std::collections::BTreeMap<String, alibaba::JobInfo>, RowError> {
-    let (input, name) = open_buffered(path, "the Alibaba job table")?;
+    let (input, name) = open_rows(path, "the Alibaba job table")?;
     alibaba::load_job_table(input, &name)
 }
 
-/// A file opened with a 64 KiB buffer, and its name for errors.
+/// A regular file (see [`input::open_regular`]) opened with a 64 KiB buffer, and its name
+/// for errors.
 fn open_buffered(
     path: &std::path::Path,
     what: &str,
 ) -> Result<(std::io::BufReader<std::fs::File>, String), RowError> {
     let name = path.display().to_string();
-    let file = std::fs::File::open(path)
+    let file = input::open_regular(path)
         .map_err(|e| RowError::new(&name, 0, None, format!("cannot open {what}: {e}")))?;
     Ok((std::io::BufReader::with_capacity(1 << 16, file), name))
+}
+
+/// [`open_buffered`] for a CSV file: rows longer than [`input::MAX_ROW_BYTES`] are errors.
+type CsvInput = std::io::BufReader<input::RowLimit<std::fs::File>>;
+
+fn open_rows(path: &std::path::Path, what: &str) -> Result<(CsvInput, String), RowError> {
+    let (buffered, name) = open_buffered(path, what)?;
+    let file = buffered.into_inner();
+    let limited = input::RowLimit::new(file, input::MAX_ROW_BYTES);
+    Ok((std::io::BufReader::with_capacity(1 << 16, limited), name))
 }
 
 /// Writes `jobs` in `format` to `out`; times are written relative to the format's origin.

@@ -143,6 +143,15 @@ impl<R: BufRead> Reader<R> {
                 if b == b'\n' {
                     self.line += 1;
                 }
+                if self.buf.len() > crate::input::MAX_OBJECT_BYTES {
+                    let msg = format!(
+                        "the job object is longer than {} bytes, the most one job may hold (is the file a Philly log?)",
+                        crate::input::MAX_OBJECT_BYTES
+                    );
+                    self.input.consume(used);
+                    self.buf.clear();
+                    return Err(RowError::new(&self.file, start_line, None, msg));
+                }
                 if in_str {
                     if esc {
                         esc = false;

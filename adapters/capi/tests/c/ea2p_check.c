@@ -1,7 +1,8 @@
 /*
  * A C program that uses ea2p.h the way a scheduler or firmware would: it integrates a sequence
  * of raw energy-counter readings, feeds the totals into an energy track, evaluates the power
- * models and metrics, and scores a job queue with the FIFO and Zeus policies. It prints every
+ * models and metrics, scores a job queue with the FIFO and Zeus policies, and drives a measuring
+ * session (writing its profile to the path given as the only argument). It prints every
  * result as one line of space-separated fields (doubles with %.17g, exact on reading back) for
  * tests/c_program.rs, which recomputes everything with ea2p-core in Rust and compares.
  *
@@ -9,8 +10,10 @@
  *
  * Build: gcc -std=c11 -Wall -Wextra -Werror -pedantic -I include tests/c/ea2p_check.c \
  *            target/debug/libea2p_capi.a -lm -lpthread -ldl -o ea2p_check
+ *        ./ea2p_check profile.ea2p
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -241,6 +244,175 @@ static void policies(void) {
     }
 }
 
+/* Appends each profile frame the session writes to the FILE given as user data. */
+static int32_t write_frame(void *user_data, const uint8_t *bytes, size_t len) {
+    return fwrite(bytes, 1, len, (FILE *)user_data) == len ? 0 : 1;
+}
+
+static void print_source(const Ea2pSession *s, uint16_t id) {
+    Ea2pSourceSummary m;
+    expect("session_source", ea2p_session_source(s, id, &m), EA2P_STATUS_OK);
+    printf("session_source %u %.17g %.17g %.17g %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+           " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+           (unsigned)id, m.energy_j, m.avg_w, m.peak_w, m.peak_window_ns, m.samples, m.wraps,
+           m.refused, m.gap_runs, m.without_readings_ns, m.first_t_ns, m.last_t_ns);
+    for (uint32_t r = 0; r < EA2P_GAP_REASONS; r++) {
+        if (m.anomalies[r].count == 0) {
+            continue;
+        }
+        char name[32];
+        expect("gap_reason_name", ea2p_gap_reason_name(r, name, sizeof name), EA2P_STATUS_OK);
+        printf("session_anomaly %u %s %" PRIu64 " %" PRIu64 "\n", (unsigned)id, name,
+               m.anomalies[r].count, m.anomalies[r].covered_ns);
+    }
+}
+
+static void print_region(const Ea2pSession *s, uint32_t region, const uint16_t *ids, size_t n) {
+    Ea2pRegionSummary r;
+    expect("session_region", ea2p_session_region(s, region, &r), EA2P_STATUS_OK);
+    printf("session_region %u %" PRIu64 " %" PRIu64 " %.17g %d\n", region, r.begin_t_ns,
+           r.end_t_ns, r.total_j, (int)r.complete);
+    for (size_t k = 0; k < n; k++) {
+        double j;
+        expect("session_region_energy", ea2p_session_region_energy(s, region, ids[k], &j),
+               EA2P_STATUS_OK);
+        printf("session_region_energy %u %u %.17g\n", region, (unsigned)ids[k], j);
+    }
+}
+
+/* A measuring session: a package counter that wraps (every ~100 ms), a DRAM counter with no
+ * known wrap point that resets at 80 ms and fails one read at 120 ms, a GPU power source read
+ * every 20 ms, and two nested regions; the profile goes to `profile_path` through the sink. */
+static void session(const char *profile_path) {
+    Ea2pSession *s = NULL;
+    expect("session_new", ea2p_session_new(0, &s), EA2P_STATUS_OK);
+    FILE *profile = fopen(profile_path, "wb");
+    if (profile == NULL) {
+        printf("FAIL cannot open %s\n", profile_path);
+        failures++;
+        return;
+    }
+    Ea2pProfileInfo info = {
+        .start_unix_ns = 1700000000ull * SEC,
+        .monotonic_origin_ns = 0,
+        .interval_ns = 10 * MS,
+        .hostname = "c-host",
+        .command = "ea2p_check",
+    };
+    expect("set_sink", ea2p_session_set_sink(s, &info, write_frame, profile), EA2P_STATUS_OK);
+
+    Ea2pSourceSpec pkg = {.component = EA2P_COMPONENT_CPU_PACKAGE,
+                          .index = 0,
+                          .name = "package-0",
+                          .max_power_w = 100.0,
+                          .update_period_ns = 1 * MS};
+    Ea2pSourceSpec dram = {.component = EA2P_COMPONENT_DRAM,
+                           .index = 0,
+                           .name = "dram",
+                           .max_power_w = 50.0,
+                           .update_period_ns = 1 * MS};
+    Ea2pSourceSpec gpu = {.component = EA2P_COMPONENT_GPU,
+                          .index = 0,
+                          .name = "gpu0",
+                          .max_power_w = 0.0,
+                          .update_period_ns = 20 * MS};
+    expect("add pkg", ea2p_session_add_counter(s, 1, &pkg, 1e-6, 999999), EA2P_STATUS_OK);
+    expect("add dram", ea2p_session_add_counter(s, 2, &dram, 1e-6, 0), EA2P_STATUS_OK);
+    expect("add gpu", ea2p_session_add_power(s, 7, &gpu), EA2P_STATUS_OK);
+
+    uint32_t epoch = 0, step = 0, ended = 0;
+    for (uint64_t i = 0; i < 20; i++) {
+        uint64_t t = i * 10 * MS;
+        uint64_t a = (900000 + 100000 * i + 1234 * (i % 3)) % 1000000;
+        expect("reading pkg", ea2p_session_reading(s, 1, t, a), EA2P_STATUS_OK);
+        if (i == 12) {
+            expect("read_error dram",
+                   ea2p_session_read_error(s, 2, t, EA2P_READ_ERROR_KIND_MALFORMED),
+                   EA2P_STATUS_OK);
+        } else {
+            uint64_t b = i < 8 ? 10000000 + 50000 * i : 300 + 50000 * (i - 8);
+            expect("reading dram", ea2p_session_reading(s, 2, t, b), EA2P_STATUS_OK);
+        }
+        if (i % 2 == 0) {
+            expect("power gpu", ea2p_session_power_reading(s, 7, t, 40000 + 1000 * (i % 4)),
+                   EA2P_STATUS_OK);
+        }
+        if (i == 3) {
+            expect("begin epoch", ea2p_session_begin(s, t + 5 * MS, "epoch", &epoch),
+                   EA2P_STATUS_OK);
+        } else if (i == 5) {
+            expect("begin step", ea2p_session_begin(s, t + 5 * MS, "step", &step),
+                   EA2P_STATUS_OK);
+        } else if (i == 8) {
+            expect("end step", ea2p_session_end(s, t + 5 * MS, "step", &ended), EA2P_STATUS_OK);
+        } else if (i == 12) {
+            expect("end epoch", ea2p_session_end(s, t + 5 * MS, "epoch", &ended),
+                   EA2P_STATUS_OK);
+        }
+    }
+    expect("finish", ea2p_session_finish(s, 200 * MS), EA2P_STATUS_OK);
+    fclose(profile);
+
+    static const uint16_t ids[3] = {1, 2, 7};
+    for (size_t k = 0; k < 3; k++) {
+        print_source(s, ids[k]);
+    }
+    print_region(s, epoch, ids, 3);
+    print_region(s, step, ids, 3);
+
+    /* Refusals: every one a status, nothing changed. */
+    Ea2pSourceSummary m;
+    double j = -1.0;
+    char buf[4];
+    expect("null session", ea2p_session_reading(NULL, 1, 0, 0), EA2P_STATUS_NULL_POINTER);
+    expect("null out", ea2p_session_source(s, 1, NULL), EA2P_STATUS_NULL_POINTER);
+    expect("unknown source", ea2p_session_source(s, 3, &m), EA2P_STATUS_UNKNOWN_SOURCE);
+    expect("unknown region", ea2p_session_region_energy(s, 99, 1, &j),
+           EA2P_STATUS_UNKNOWN_REGION);
+    expect("reading after finish", ea2p_session_reading(s, 1, 210 * MS, 0),
+           EA2P_STATUS_WRONG_STATE);
+    expect("short name buffer", ea2p_gap_reason_name(0, buf, sizeof buf),
+           EA2P_STATUS_INVALID_ARGUMENT);
+    expect("bad reason", ea2p_gap_reason_name(EA2P_GAP_REASONS, buf, sizeof buf),
+           EA2P_STATUS_INVALID_ARGUMENT);
+    ea2p_session_free(s);
+
+    Ea2pSession *t = NULL;
+    expect("session_new", ea2p_session_new(0, &t), EA2P_STATUS_OK);
+    Ea2pSourceSpec bad = pkg;
+    expect("NaN tick size", ea2p_session_add_counter(t, 1, &pkg, NAN, 0),
+           EA2P_STATUS_INVALID_ARGUMENT);
+    bad.max_power_w = NAN;
+    expect("NaN power bound", ea2p_session_add_counter(t, 1, &bad, 1e-6, 0),
+           EA2P_STATUS_INVALID_ARGUMENT);
+    bad = pkg;
+    bad.name = "\xff\xfe";
+    expect("non-UTF-8 name", ea2p_session_add_counter(t, 1, &bad, 1e-6, 0),
+           EA2P_STATUS_INVALID_NAME);
+    bad.name = "";
+    expect("empty name", ea2p_session_add_power(t, 1, &bad), EA2P_STATUS_INVALID_NAME);
+    bad = pkg;
+    bad.component = 42;
+    expect("bad component", ea2p_session_add_power(t, 1, &bad), EA2P_STATUS_INVALID_ARGUMENT);
+    expect("add", ea2p_session_add_counter(t, 1, &pkg, 1e-6, 0), EA2P_STATUS_OK);
+    expect("duplicate id", ea2p_session_add_power(t, 1, &gpu), EA2P_STATUS_DUPLICATE_ID);
+    expect("sink too late", ea2p_session_set_sink(t, &info, write_frame, NULL),
+           EA2P_STATUS_WRONG_STATE);
+    expect("bad read error kind", ea2p_session_read_error(t, 1, 0, 9),
+           EA2P_STATUS_INVALID_ARGUMENT);
+    expect("bad id", ea2p_session_reading(t, 5, 0, 0), EA2P_STATUS_UNKNOWN_SOURCE);
+    expect("end not open", ea2p_session_end(t, 0, "x", NULL), EA2P_STATUS_REGION_NOT_OPEN);
+    expect("begin", ea2p_session_begin(t, 0, "x", NULL), EA2P_STATUS_OK);
+    expect("begin again", ea2p_session_begin(t, 1, "x", NULL), EA2P_STATUS_REGION_OPEN);
+    expect("null name", ea2p_session_begin(t, 1, NULL, NULL), EA2P_STATUS_NULL_POINTER);
+    if (j != -1.0) {
+        printf("FAIL an out pointer was written on error\n");
+        failures++;
+    }
+    ea2p_session_free(t);
+    ea2p_session_free(NULL);
+}
+
 /* Every function refuses null pointers and bad values with a status, never a crash. */
 static void refusals(void) {
     Ea2pCounter c;
@@ -267,11 +439,16 @@ static void refusals(void) {
     printf("refusals checked\n");
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s PROFILE\n", argv[0]);
+        return 2;
+    }
     printf("version %s\n", ea2p_version());
     counter_and_track();
     estimators_and_metrics();
     policies();
+    session(argv[1]);
     refusals();
     if (failures) {
         printf("FAILURES %d\n", failures);

@@ -1,19 +1,20 @@
 //! The firmware's run, shared by the firmware (`src/main.rs`) and the `sample-cost` measurement.
 #![no_std]
 
-use cortex_m_semihosting::hprintln;
+use cortex_m_semihosting::{hprint, hprintln};
 
-use ea2p_meter::feed::MeterFeed;
+use ea2p_meter::feed::{GapReason, MeterFeed};
 use ea2p_meter::fixed::Fixed;
 use ea2p_meter::run::{sample_until_done, Verdict, TOLERANCE};
-use ea2p_meter::sensor::{Ina219, ShuntConfig};
+use ea2p_meter::sensor::{Ina219, ShuntConfig, CONVERSION_NS};
 use ea2p_meter::sim::{self, Script, Sim};
 
 /// The board's shunt; the script's load flows through the same one.
 pub const SHUNT: ShuntConfig = ShuntConfig::BREAKOUT_0R1;
 
 /// Plays `script` through the simulated INA219, the real driver and the core; prints
-/// `energy_j=<measured> expected_j=<exact>` and every anomaly count; true when the run passes
+/// `energy_j=<measured> expected_j=<exact>`, the fold's anomalies by reason and the meter's
+/// fault causes; true when the run passes
 /// ([`Verdict::passed`]).
 pub fn run(script: &Script) -> bool {
     if script.shunt_uohm != SHUNT.shunt_uohm {
@@ -28,37 +29,56 @@ pub fn run(script: &Script) -> bool {
             return false;
         }
     };
-    // A segment longer than 1.5 periods is a gap even if no fault was seen.
-    let mut feed = MeterFeed::new(script.period_ns * 3 / 2);
+    let mut feed = MeterFeed::new(CONVERSION_NS);
     let readings = sample_until_done(&mut meter, &mut sim.clock(), &mut feed);
     let r = feed.report();
     let v = Verdict::of(script, &r, readings);
-    let a = r.anomalies;
-    hprintln!(
-        "energy_j={} expected_j={} rel_err_ppm={} readings={} samples={} bus_errors={} nacks={} overflow={} clipped={} not_ready={} out_of_range={} rejected={} gaps={} gap_s={} gap_j={} covered_s={} peak_w={}",
+    hprint!(
+        "energy_j={} expected_j={} rel_err_ppm={} readings={} samples={} refused={}",
         Fixed(r.energy_j, 6),
         Fixed(v.expected_j, 6),
         Fixed(v.relative_error * 1e6, 1),
         readings,
         r.samples,
-        a.bus_errors,
-        a.nacks,
-        a.overflow,
-        a.clipped,
-        a.not_ready,
-        a.out_of_range,
-        a.rejected,
-        r.gaps,
-        Fixed(r.gap_ns as f64 / 1e9, 3),
-        Fixed(r.gap_energy_j, 6),
+        r.refused(),
+    );
+    // Every reason with a gap, with the time its gaps cover (the fold's anomalies).
+    for reason in GapReason::ALL {
+        let t = r.anomaly(reason);
+        if t.count > 0 {
+            hprint!(
+                " {}={} {}_s={}",
+                reason.as_str(),
+                t.count,
+                reason.as_str(),
+                Fixed(t.covered_ns as f64 / 1e9, 3)
+            );
+        }
+    }
+    let c = r.causes;
+    hprintln!(
+        " gap_runs={} without_readings_s={} covered_s={} peak_w={} peak_window_s={} bus_errors={} nacks={} overflow={} clipped={} not_ready={} out_of_range={} negative={} not_taken={}",
+        r.gap_runs,
+        Fixed(r.without_readings_ns as f64 / 1e9, 3),
         Fixed(r.covered_ns as f64 / 1e9, 3),
         Fixed(r.peak_w, 3),
+        Fixed(r.peak_window_ns as f64 / 1e9, 3),
+        c.bus_errors,
+        c.nacks,
+        c.overflow,
+        c.clipped,
+        c.not_ready,
+        c.out_of_range,
+        c.negative,
+        r.not_taken,
     );
     if !v.all_accounted {
         hprintln!("FAIL: readings and samples + anomalies differ");
     }
     if !v.faults_counted {
-        hprintln!("FAIL: anomaly counts are not the script's injected faults");
+        hprintln!(
+            "FAIL: anomaly counts (causes or gap reasons) are not the script's injected faults"
+        );
     }
     let ok = v.passed();
     hprintln!(

@@ -1,4 +1,5 @@
 //! The sampling loop, and the check the firmware applies to its result.
+use ea2p_core::format::GapReason;
 use ea2p_core::units::Nanos;
 use embedded_hal::i2c::I2c;
 
@@ -39,9 +40,11 @@ pub struct Verdict {
     pub expected_j: f64,
     /// (measured - expected) / expected.
     pub relative_error: f64,
-    /// Every reading was either a sample or a counted anomaly.
+    /// Every reading the loop took is either a sample of the fold or a gap record, and the core
+    /// took every reading and record.
     pub all_accounted: bool,
-    /// The anomaly counts are exactly the faults the script injected.
+    /// The meter's fault diagnosis and the fold's gaps by reason are exactly what the script
+    /// injected.
     pub faults_counted: bool,
 }
 
@@ -49,19 +52,25 @@ impl Verdict {
     /// Compares `report`, after `readings` readings, with what `script` says happened.
     pub fn of(script: &Script, report: &Report, readings: u64) -> Self {
         let expected_j = script.expected_energy_j();
-        let a = &report.anomalies;
+        let c = &report.causes;
+        let causes_counted = c.bus_errors == script.injected(Injected::Nack)
+            && c.nacks == c.bus_errors
+            && c.overflow == script.injected(Injected::Overflow)
+            && c.clipped == script.injected(Injected::Clipped)
+            && c.not_ready == script.injected(Injected::NoConversion)
+            && c.out_of_range == 0
+            && c.negative == 0;
+        let reasons_counted = GapReason::ALL
+            .iter()
+            .all(|&reason| report.anomaly(reason).count == script.expected_gaps(reason));
         Self {
             expected_j,
             relative_error: (report.energy_j - expected_j) / expected_j,
             all_accounted: readings == u64::from(script.samples())
-                && report.samples + a.total() == readings,
-            faults_counted: a.bus_errors == script.injected(Injected::Nack)
-                && a.nacks == a.bus_errors
-                && a.overflow == script.injected(Injected::Overflow)
-                && a.clipped == script.injected(Injected::Clipped)
-                && a.not_ready == script.injected(Injected::NoConversion)
-                && a.out_of_range == 0
-                && a.rejected == 0,
+                && report.readings == readings
+                && report.samples + report.refused() == readings
+                && report.not_taken == 0,
+            faults_counted: causes_counted && reasons_counted,
         }
     }
 

@@ -14,12 +14,18 @@ use ina219::SyncIna219;
 /// steps. A conversion at full scale is clipped: the real current may be higher.
 pub const SHUNT_FULL_SCALE_10UV: u16 = 32_000;
 
+/// How often the chip has a new conversion in the configuration the driver leaves it in (the
+/// reset value: continuous shunt and bus conversions at 12 bits, 532 us each, datasheet table 5),
+/// in nanoseconds: the session's update period of the meter.
+pub const CONVERSION_NS: u64 = 2 * 532_000;
+
 /// The shunt and the current resolution of a board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShuntConfig {
     /// Shunt resistance in micro-ohms (100 000 for the common 0.1 ohm breakout boards).
     pub shunt_uohm: u32,
-    /// Current register resolution in micro-amperes; power resolution is 20 times this.
+    /// Current register resolution in micro-amperes; power resolution is 20 times this, and
+    /// must be whole milliwatts (a multiple of 50 uA): the core takes power in milliwatts.
     pub current_lsb_ua: i64,
 }
 
@@ -81,6 +87,9 @@ pub enum Reading {
 pub enum InitError {
     /// The calibration (shunt, current resolution) is outside what the chip can represent.
     Calibration,
+    /// The power resolution (20 x the current resolution) is not whole milliwatts, the unit the
+    /// core takes: samples would be rounded.
+    PowerResolution,
     /// An I2C transfer failed during the reset or the calibration.
     Bus(ErrorKind),
     /// The chip did not read back as an INA219 after its reset.
@@ -91,6 +100,9 @@ impl core::fmt::Display for InitError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             InitError::Calibration => f.write_str("INA219 calibration out of range"),
+            InitError::PowerResolution => {
+                f.write_str("INA219 power step is not whole milliwatts (current LSB: 50 uA steps)")
+            }
             InitError::Bus(kind) => write!(f, "INA219 set-up: I2C error: {kind}"),
             InitError::NotAnIna219 => f.write_str("INA219 set-up: registers not as after a reset"),
         }
@@ -110,11 +122,15 @@ impl<I2C> core::fmt::Debug for Ina219<I2C> {
 
 impl<I2C: I2c> Ina219<I2C> {
     /// Resets the chip at `address` (7-bit, 0x40 with A0 = A1 = GND), checks that it reads back
-    /// as a freshly reset INA219 and writes the calibration for `shunt`.
+    /// as a freshly reset INA219 and writes the calibration for `shunt`. A current resolution
+    /// that is not a multiple of 50 uA is refused ([`InitError::PowerResolution`]).
     pub fn new(i2c: I2C, address: u8, shunt: ShuntConfig) -> Result<Self, InitError> {
         let address = Address::from_byte(address).map_err(|_| InitError::NotAnIna219)?;
         let calib = IntCalibration::new(MicroAmpere(shunt.current_lsb_ua), shunt.shunt_uohm)
             .ok_or(InitError::Calibration)?;
+        if shunt.current_lsb_ua % 50 != 0 {
+            return Err(InitError::PowerResolution);
+        }
         let dev = SyncIna219::new_calibrated(i2c, address, calib).map_err(|e| match e.reason {
             InitializationErrorReason::I2cError(err) => InitError::Bus(err.kind()),
             _ => InitError::NotAnIna219,

@@ -13,6 +13,8 @@
 //! profile, computed from the breakpoints alone: it never sees a register, the driver or the core.
 use core::cell::Cell;
 
+use ea2p_core::format::GapReason;
+use ea2p_core::source::ReadErrorKind;
 use ea2p_core::units::Nanos;
 use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation};
 
@@ -222,6 +224,21 @@ pub enum Injected {
     NoConversion,
 }
 
+impl Injected {
+    /// The reason the core's profile must give the gap this fault leaves: the script's own
+    /// statement of it, written apart from the feed's mapping so that the two check each other.
+    pub const fn expected_reason(self) -> GapReason {
+        match self {
+            // A failed transfer and a read with nothing new: no value at all.
+            Injected::Nack | Injected::NoConversion => GapReason::ReadError(ReadErrorKind::Other),
+            // Registers read, but their value is not the load's.
+            Injected::Overflow | Injected::Clipped => {
+                GapReason::ReadError(ReadErrorKind::Malformed)
+            }
+        }
+    }
+}
+
 /// A point of a load's current profile; the current is linear between points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Breakpoint {
@@ -324,6 +341,14 @@ impl Script {
             .binary_search_by_key(&index, |&(i, _)| i)
             .ok()
             .map(|k| self.faults[k].1)
+    }
+
+    /// How many gaps of `reason` the script's faults must leave.
+    pub fn expected_gaps(&self, reason: GapReason) -> u64 {
+        self.faults
+            .iter()
+            .filter(|&&(_, k)| k.expected_reason() == reason)
+            .count() as u64
     }
 
     /// How many samples get `kind`.

@@ -1,7 +1,8 @@
 //! The INA219 meter against embedded-hal-mock: the exact I2C transfers the driver makes, and what
 //! each register pattern becomes (sample or counted fault).
-use ea2p_meter::feed::MeterFeed;
-use ea2p_meter::sensor::{Fault, Ina219, InitError, Reading, Sample, ShuntConfig};
+use ea2p_core::source::ReadErrorKind;
+use ea2p_meter::feed::{GapReason, MeterFeed};
+use ea2p_meter::sensor::{Fault, Ina219, InitError, Reading, Sample, ShuntConfig, CONVERSION_NS};
 use embedded_hal::i2c::{ErrorKind, NoAcknowledgeSource};
 use embedded_hal_mock::eh1::i2c::{Mock, Transaction};
 
@@ -141,18 +142,26 @@ fn voltages_outside_the_configured_range_are_out_of_range() {
 }
 
 #[test]
-fn a_power_register_above_i16_reads_negative_and_the_core_refuses_it() {
+fn a_power_register_above_i16_reads_negative_and_becomes_a_malformed_gap() {
     // The ina219 crate (0.2.1) reads the unsigned power register as i16: 0x8000 becomes
-    // -65.536 W. The core refuses a negative power, and the feed counts it instead of summing it.
+    // -65.536 W. The core takes no negative power: the feed hands it over as a malformed read,
+    // which the session writes as a gap with that reason, and counts its cause.
     let r = meter_reading(measurement(bus_5v(CNVR), 0x8000, 30_000, 30_000));
     let Reading::Sample(s) = r[0] else {
         panic!("{r:?}")
     };
     assert_eq!(s.power_uw, -65_536_000);
-    let mut feed = MeterFeed::new(0);
+    let mut feed = MeterFeed::new(CONVERSION_NS);
     feed.record(0, &r[0]);
-    assert_eq!(feed.report().anomalies.rejected, 1);
-    assert_eq!(feed.report().samples, 0);
+    let report = feed.report();
+    assert_eq!(report.causes.negative, 1);
+    assert_eq!(
+        report
+            .anomaly(GapReason::ReadError(ReadErrorKind::Malformed))
+            .count,
+        1
+    );
+    assert_eq!((report.samples, report.refused()), (0, 1));
 }
 
 #[test]
@@ -182,6 +191,21 @@ fn an_impossible_calibration_is_refused_before_any_transfer() {
     assert_eq!(
         Ina219::new(mock.clone(), ADDR, shunt).unwrap_err(),
         InitError::Calibration
+    );
+    mock.done();
+}
+
+#[test]
+fn a_power_step_that_is_not_whole_milliwatts_is_refused_before_any_transfer() {
+    // 10 uA current steps: 200 uW power steps, which the core's milliwatt readings would round.
+    let mut mock = Mock::new(&[]);
+    let shunt = ShuntConfig {
+        shunt_uohm: 100_000,
+        current_lsb_ua: 10,
+    };
+    assert_eq!(
+        Ina219::new(mock.clone(), ADDR, shunt).unwrap_err(),
+        InitError::PowerResolution
     );
     mock.done();
 }

@@ -10,7 +10,8 @@
 //! - `clock`: the simulated chip's conversion only (the script's sample time);
 //! - `clock + read`: plus the ina219 driver reading the four registers through the simulated
 //!   bus (the bus is a function call here; on a board the I2C transfer time adds to it);
-//! - `clock + read + feed`: plus the core's accounting of the reading (the firmware's loop).
+//! - `clock + read + feed`: plus the core's accounting of the reading: its session writes the
+//!   record and its fold folds it (the firmware's loop).
 //!
 //! Then it runs the firmware's whole run (`ea2p_firmware::run`, which prints its usual line) and
 //! reports the deepest stack use of the program, from the stack painted at reset (feature
@@ -28,7 +29,7 @@ use panic_semihosting as _;
 
 use ea2p_meter::feed::MeterFeed;
 use ea2p_meter::run::SampleClock;
-use ea2p_meter::sensor::{Ina219, ShuntConfig};
+use ea2p_meter::sensor::{Ina219, ShuntConfig, CONVERSION_NS};
 use ea2p_meter::sim::{self, Script, Sim};
 
 extern "C" {
@@ -130,7 +131,7 @@ fn main() -> ! {
         let sim = Sim::new(script);
         let mut meter = Ina219::new(sim.bus(), sim::ADDRESS, ShuntConfig::BREAKOUT_0R1).unwrap();
         let mut clock = sim.clock();
-        let mut feed = MeterFeed::new(script.period_ns * 3 / 2);
+        let mut feed = MeterFeed::new(CONVERSION_NS);
         let t = ticks(|| {
             while let Some(t) = clock.next_sample() {
                 feed.record(t, &meter.read());
@@ -151,10 +152,13 @@ fn main() -> ! {
     );
     let passed = ea2p_firmware::run(script);
     hprintln!(
-        "stack: deepest use {} bytes of {} (static RAM .data + .bss: {} bytes)",
+        "stack: deepest use {} bytes of {} (static RAM .data + .bss: {} bytes); on it: MeterFeed {} bytes, of which the session's 4-record output queue {} x {}",
         stack_used_bytes(),
         stack_size_bytes(),
-        static_ram_bytes()
+        static_ram_bytes(),
+        core::mem::size_of::<MeterFeed>(),
+        ea2p_meter::feed::OUTPUT_CAPACITY,
+        core::mem::size_of::<ea2p_meter::feed::Record>(),
     );
     let scale_ok = nop_ticks.abs_diff(2_500) <= 2 && passed;
     if !scale_ok {
