@@ -3,7 +3,9 @@
 //! `/proc`, for a tree of `sleep` processes. BENCHMARKS.md, "Attribution on and off".
 //! `cargo run --release -p ea2p-sampler --example attribution_cost -- [STEPS]`
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::process::Stdio;
 use std::time::Instant;
 
 use ea2p_core::attribution::Attribution;
@@ -17,6 +19,12 @@ fn main() {
         .unwrap_or(2000);
     let mut child = std::process::Command::new("sh")
         .args(["-c", "sleep 1000 & sleep 1000 & wait"])
+        // Its own process group, so that the end of the bench ends the `sleep`s too; no
+        // inherited output, so that nothing waiting on this program's output waits on them.
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("sh");
     let info = |component, index| SourceInfo {
@@ -68,7 +76,9 @@ fn main() {
         a.step(c, &energies, &mut acc);
         per_step.push(t0.elapsed().as_secs_f64() * 1e6);
     }
-    let _ = child.kill();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status();
     let _ = child.wait();
     per_step.sort_by(f64::total_cmp);
     let median = per_step[steps / 2];
