@@ -15,6 +15,7 @@
 //! | [`integrate`] | power samples at irregular times turned into energy, with windows |
 //! | [`estimate`] | RAM and CPU power models for hardware without sensors |
 //! | [`cpu_power`] | CPU package power against load, fitted per family on public measurements |
+//! | [`attribution`] | the measured command's share of a shared component (CPU time, allocation, memory) |
 //! | [`metrics`] | EDP, ED2P, CO2, fairness and deadline metrics |
 //! | [`source`] | the small interface every measurement source implements |
 //! | [`format`] | the on-disk profile records and their damage-tolerant framing |
@@ -26,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod attribution;
 pub mod counter;
 pub mod cpu_power;
 pub mod estimate;

@@ -26,11 +26,12 @@ pub mod values;
 
 // The sampler is its own crate (the Python module uses it without the CLI); re-exported so
 // `ea2p::Monitor`, `ea2p::monitor::...` and `ea2p::summary::...` keep working.
-pub use ea2p_sampler::{cpu_tdp, devices, discover, monitor, private_file, summary};
+pub use ea2p_sampler::{attribute, cpu_tdp, devices, discover, monitor, private_file, summary};
 pub use ea2p_sampler::{
-    sources, ComponentEnergy, ComponentSummary, Devices, DiscoverOptions, GpuPick, GpuShare,
-    HwmonPick, LiveComponent, Measurement, Monitor, MonitorHandle, MonitorOptions, ProfileOutcome,
-    RegionError, RegionSummary, SourceDescription, SourcesReport, StartError, Summary,
+    sources, AttributeMode, ComponentEnergy, ComponentSummary, Devices, DiscoverOptions, GpuPick,
+    GpuShare, HwmonPick, LiveComponent, Measurement, Monitor, MonitorHandle, MonitorOptions,
+    ProfileOutcome, RegionError, RegionSummary, SourceDescription, SourcesReport, StartError,
+    Summary,
 };
 
 /// The README's Rust examples, compiled as doctests.

@@ -134,6 +134,11 @@ struct ServeArgs {
     /// CPU TDP in watts for the CPU model.
     #[arg(long, value_parser = ea2p::cpu_tdp::parse_tdp)]
     cpu_tdp: Option<f64>,
+    /// Export the attributed energy of every cgroup v2 group matching GLOB (under
+    /// SYSFS/fs/cgroup; `*` within a path segment, e.g. 'system.slice/slurmstepd.scope/job_*')
+    /// as ea2p_attributed_joules_total{component,cgroup}; groups are looked for every second.
+    #[arg(long, value_name = "GLOB")]
+    per_cgroup: Option<String>,
 }
 
 /// How the Prometheus exporter guards the readings it serves (CVE-2020-8694).
@@ -184,6 +189,15 @@ struct RunArgs {
     prometheus: Option<String>,
     #[command(flatten)]
     export: ExportArgs,
+    /// Whose share of the shared components (CPU packages, DRAM) to attribute beside the
+    /// machine's figures: tree (the command's processes, exited children included), cgroup (the
+    /// cgroup v2 group it runs in), cgroup:PATH, or none.
+    #[arg(long, default_value = "tree", value_name = "WHO")]
+    attribute: ea2p::AttributeMode,
+    /// Measure the machine for DURATION before starting CMD and use that as the idle power of
+    /// the attribution (default: the fitted CPU model at zero load).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    baseline: Option<Nanos>,
     /// Allow running CMD as root when ea2p itself runs as root.
     #[arg(long)]
     allow_root: bool,
@@ -340,7 +354,15 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         command: args.cmd.join(" "),
         rank: placement.as_ref().map(|p| (p.rank, p.world_size)),
         hostname: Some(hostname.clone()),
+        attribute: args.attribute.clone(),
+        per_cgroup: None,
     })?;
+    if let Some(b) = args
+        .baseline
+        .filter(|_| args.attribute != ea2p::AttributeMode::None)
+    {
+        measure_baseline(&monitor, Duration::from_nanos(b));
+    }
     let exporter = exporter_options
         .map(|o| start_exporter(o, &monitor))
         .transpose()?;
@@ -354,9 +376,7 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     let mut child = Reaped(Some(spawn(args, regions.as_ref())?));
     let child = child.0.as_mut().expect("just spawned");
     monitor.set_pid(child.id());
-    for n in monitor.notes() {
-        eprintln!("ea2p: {n}");
-    }
+    print_notes(&monitor);
     let status = loop {
         if let Some(status) = child.try_wait().context("cannot wait for the command")? {
             break status;
@@ -418,6 +438,45 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     }
     let code = summary.exit_code.unwrap_or(0);
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// The machine's average power per source over `d`, before the command starts: the idle power
+/// of the attribution.
+fn measure_baseline(monitor: &Monitor, d: Duration) {
+    let h = monitor.handle();
+    let (t0, c0) = h.current();
+    std::thread::sleep(d);
+    let (t1, c1) = h.current();
+    let dt = (t1 - t0).max(1e-9);
+    let watts = c0
+        .iter()
+        .zip(&c1)
+        .map(|(a, b)| (b.energy_j - a.energy_j).max(0.0) / dt)
+        .collect();
+    monitor.set_idle_baseline(dt, watts);
+}
+
+/// The monitor's notes; in `run`, the GPU vendors' "not available" explanations shrink to one
+/// line when no GPU is measured (`ea2p sources` keeps them in full).
+fn print_notes(monitor: &Monitor) {
+    let is_gpu_note = |n: &str| {
+        (n.starts_with("NVIDIA: ") || n.starts_with("AMD: ")) && n.contains("not available")
+    };
+    let has_gpu = monitor
+        .sources()
+        .iter()
+        .any(|s| s.component == ea2p_core::source::Component::Gpu);
+    let mut gpu_notes = 0;
+    for n in monitor.notes() {
+        if !has_gpu && is_gpu_note(n) {
+            gpu_notes += 1;
+        } else {
+            eprintln!("ea2p: {n}");
+        }
+    }
+    if gpu_notes > 0 {
+        eprintln!("ea2p: no GPU measured (`ea2p sources` says why)");
+    }
 }
 
 /// The command, ended and reaped if ea2p leaves `run` early (an error, a panic): the command
@@ -501,6 +560,8 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         output: args.output.clone(),
         command: "(ea2p serve: the whole machine)".into(),
         hostname: Some(hostname.clone()),
+        attribute: ea2p::AttributeMode::None,
+        per_cgroup: args.per_cgroup.clone(),
         ..MonitorOptions::default()
     })?;
     for n in monitor.notes() {

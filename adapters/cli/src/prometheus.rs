@@ -108,6 +108,38 @@ pub fn render(
     out
 }
 
+/// The exposition text of the `--per-cgroup` groups' attributed energy: one counter per
+/// group and component, labelled `attributed` (neither measured nor estimated).
+pub fn render_attributed(
+    unix_ms: Option<u64>,
+    groups: &[(String, Vec<(String, f64)>)],
+    labels: &[(String, String)],
+) -> String {
+    if groups.is_empty() {
+        return String::new();
+    }
+    let extra: String = labels
+        .iter()
+        .map(|(k, v)| format!(",{k}=\"{}\"", escape(v)))
+        .collect();
+    let ts = unix_ms.map_or(String::new(), |ms| format!(" {ms}"));
+    let mut out = String::from(
+        "# HELP ea2p_attributed_joules_total Energy of the component attributed to the cgroup (CPU time, allocation, resident memory; see the README).\n\
+         # TYPE ea2p_attributed_joules_total counter\n",
+    );
+    for (group, comps) in groups {
+        for (component, j) in comps {
+            let _ = writeln!(
+                out,
+                "ea2p_attributed_joules_total{{component=\"{}\",cgroup=\"{}\",kind=\"attributed\"{extra}}} {j}{ts}",
+                escape(component),
+                escape(group)
+            );
+        }
+    }
+    out
+}
+
 /// Why a token file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -332,7 +364,8 @@ impl Snapshot {
             taken: Instant::now(),
             t_s,
             energies: comps.iter().map(|c| c.energy_j).collect(),
-            text: render(t_s, Some(unix_ms), &comps, labels),
+            text: render(t_s, Some(unix_ms), &comps, labels)
+                + &render_attributed(Some(unix_ms), &monitor.attributed(), labels),
             empty: !comps.iter().any(|c| c.read),
         }
     }

@@ -201,7 +201,7 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
                         *fold_errors.entry(e.to_string()).or_default() += 1;
                     }
                     while let Some(reg) = fold.poll_region() {
-                        regions.push(&reg);
+                        regions.push(&reg, None);
                     }
                     match &record {
                         Record::Source(d) => {
@@ -234,7 +234,7 @@ pub fn read_profile(file: &Path, options: &ReportOptions) -> Result<ProfileRepor
     }
     fold.finish();
     while let Some(reg) = fold.poll_region() {
-        regions.push(&reg);
+        regions.push(&reg, None);
     }
     lost.cut = fold.end().is_none();
     lost.gaps = fold

@@ -296,6 +296,300 @@ fn descendants(all: &[ProcStat], root: u32) -> impl Iterator<Item = ProcStat> + 
     })
 }
 
+/// Clock ticks per second of `/proc/stat` and `/proc/PID/stat` (`USER_HZ`): the kernel exports
+/// a fixed 100 to user space on every architecture Linux runs on today.
+pub const USER_HZ: u64 = 100;
+
+/// Nanoseconds in `ticks` clock ticks.
+pub fn ticks_to_ns(ticks: u64) -> u64 {
+    ticks.saturating_mul(1_000_000_000 / USER_HZ)
+}
+
+/// Reads at most `limit` bytes of `path` into `buf` (cleared first): procfs and sysfs files are
+/// small, a hostile root may hold a FIFO or /dev/zero.
+fn read_bounded(path: &Path, buf: &mut String, limit: u64) -> Result<(), ProcError> {
+    use std::io::Read;
+    buf.clear();
+    fs::File::open(path)
+        .and_then(|f| f.take(limit).read_to_string(buf))
+        .map(|_| ())
+        .map_err(|source| ProcError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// Usage of `root_pid` and its live descendants, found through
+/// `ROOT/PID/task/TID/children` (a few small files for a small tree, where a scan of `/proc`
+/// reads every process's); falls back to [`tree_usage`] where the kernel lacks the children
+/// files (CONFIG_PROC_CHILDREN).
+pub fn tree_usage_walk(proc_root: &Path, root_pid: u32) -> Result<TreeUsage, ProcError> {
+    let task = proc_root.join(root_pid.to_string()).join("task");
+    let first_children = task.join(root_pid.to_string()).join("children");
+    if !first_children.exists() {
+        return tree_usage(proc_root, root_pid);
+    }
+    let mut usage = TreeUsage::default();
+    let mut buf = String::new();
+    let mut todo = vec![root_pid];
+    // A tree cannot be larger than the kernel's pid space; a hostile root cannot loop us.
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(pid) = todo.pop() {
+        if !seen.insert(pid) || seen.len() > 1 << 22 {
+            continue;
+        }
+        let dir = proc_root.join(pid.to_string());
+        let stat = dir.join("stat");
+        if read_bounded(&stat, &mut buf, 64 * 1024).is_err() {
+            // Raced with its exit; its time is in its parent's cutime once reaped.
+            continue;
+        }
+        let st = parse_pid_stat(&buf, &stat)?;
+        usage.processes += 1;
+        usage.cpu_ticks = usage
+            .cpu_ticks
+            .saturating_add(st.cpu_ticks.saturating_add(st.children_cpu_ticks));
+        usage.rss_pages = usage.rss_pages.saturating_add(st.rss_pages);
+        let Ok(tasks) = fs::read_dir(dir.join("task")) else {
+            continue;
+        };
+        for t in tasks.filter_map(Result::ok) {
+            if read_bounded(&t.path().join("children"), &mut buf, 1 << 20).is_ok() {
+                todo.extend(buf.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+            }
+        }
+    }
+    Ok(usage)
+}
+
+/// The usage of a process tree read often and cheaply: where the kernel has no children files,
+/// the tree's pids are found by a scan of `/proc` at reads 0, 1, 2, 4, 8... below
+/// `rescan_every`, then once every `rescan_every` reads, and only their own `stat` files are read in between. A child started between scans is counted from
+/// the scan that finds it (its CPU time since it started included: shifted, not lost); one that
+/// exits is counted in its parent's `cutime` once reaped.
+#[derive(Debug, Clone)]
+pub struct TreeMeter {
+    proc_root: PathBuf,
+    root: u32,
+    pids: Vec<u32>,
+    reads: u32,
+    rescan_every: u32,
+    walk: Option<bool>,
+    buf: String,
+    /// Pids found outside the tree at an earlier scan, still present: not read again (a process
+    /// joins a tree only by being born in it, with a new pid).
+    outside: std::collections::BTreeSet<u32>,
+}
+
+impl TreeMeter {
+    /// Finds the tree's pids: lists `ROOT`, reads the `stat` of pids not seen before, and
+    /// follows their parents into the tree.
+    fn rescan(&mut self) -> Result<(), ProcError> {
+        let entries = fs::read_dir(&self.proc_root).map_err(|source| ProcError::Io {
+            path: self.proc_root.display().to_string(),
+            source,
+        })?;
+        let mut present: Vec<u32> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+            .collect();
+        present.sort_unstable();
+        self.outside.retain(|p| present.binary_search(p).is_ok());
+        let mut tree: std::collections::BTreeSet<u32> = self
+            .pids
+            .iter()
+            .copied()
+            .filter(|p| present.binary_search(p).is_ok())
+            .collect();
+        tree.insert(self.root);
+        let mut pending: Vec<(u32, u32)> = Vec::new();
+        for &pid in &present {
+            if tree.contains(&pid) || self.outside.contains(&pid) {
+                continue;
+            }
+            let path = self.proc_root.join(pid.to_string()).join("stat");
+            if read_bounded(&path, &mut self.buf, 64 * 1024).is_err() {
+                continue;
+            }
+            let st = parse_pid_stat(&self.buf, &path)?;
+            if st.pid == pid {
+                pending.push((pid, st.ppid));
+            }
+        }
+        // Parents before children is not guaranteed (pids wrap): until nothing moves.
+        loop {
+            let before = pending.len();
+            pending.retain(|&(pid, ppid)| {
+                if pid != ppid && tree.contains(&ppid) {
+                    tree.insert(pid);
+                    false
+                } else {
+                    true
+                }
+            });
+            if pending.len() == before {
+                break;
+            }
+        }
+        self.outside.extend(pending.iter().map(|&(pid, _)| pid));
+        self.pids = tree
+            .into_iter()
+            .filter(|p| present.binary_search(p).is_ok())
+            .collect();
+        Ok(())
+    }
+
+    /// A meter of the tree under `ROOT`, rescanning every `rescan_every` reads (at least 1).
+    pub fn new(proc_root: &Path, rescan_every: u32) -> Self {
+        TreeMeter {
+            proc_root: proc_root.to_path_buf(),
+            root: 0,
+            pids: Vec::new(),
+            reads: 0,
+            rescan_every: rescan_every.max(1),
+            walk: None,
+            buf: String::new(),
+            outside: Default::default(),
+        }
+    }
+
+    /// The usage of `root_pid`'s tree now.
+    pub fn read(&mut self, root_pid: u32) -> Result<TreeUsage, ProcError> {
+        let walk = *self.walk.get_or_insert_with(|| {
+            let me = std::process::id().to_string();
+            let children = Path::new(&me).join("task").join(&me).join("children");
+            self.proc_root.join("self/task").exists() && self.proc_root.join(&children).exists()
+        });
+        if walk {
+            return tree_usage_walk(&self.proc_root, root_pid);
+        }
+        if root_pid != self.root {
+            self.root = root_pid;
+            self.reads = 0;
+            self.pids.clear();
+            self.outside.clear();
+        }
+        // At reads 0, 1, 2, 4, 8... up to the period (a command starts its workers early), then
+        // once a period.
+        let early = self.reads < self.rescan_every && self.reads & self.reads.wrapping_sub(1) == 0;
+        if early || self.reads % self.rescan_every == 0 {
+            self.rescan()?;
+        }
+        self.reads += 1;
+        let mut usage = TreeUsage::default();
+        let mut k = 0;
+        while k < self.pids.len() {
+            let path = self.proc_root.join(self.pids[k].to_string()).join("stat");
+            if read_bounded(&path, &mut self.buf, 64 * 1024).is_err() {
+                self.pids.swap_remove(k);
+                continue;
+            }
+            let st = parse_pid_stat(&self.buf, &path)?;
+            usage.processes += 1;
+            usage.cpu_ticks = usage
+                .cpu_ticks
+                .saturating_add(st.cpu_ticks.saturating_add(st.children_cpu_ticks));
+            usage.rss_pages = usage.rss_pages.saturating_add(st.rss_pages);
+            k += 1;
+        }
+        Ok(usage)
+    }
+}
+
+/// Counts the CPUs of a kernel CPU list (`0-3,8,10-11`); `None` if it is not one.
+pub fn parse_cpu_list(text: &str) -> Option<u32> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Some(0);
+    }
+    let mut n: u32 = 0;
+    for part in text.split(',') {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?),
+            None => {
+                let a = part.trim().parse::<u32>().ok()?;
+                (a, a)
+            }
+        };
+        if b < a {
+            return None;
+        }
+        n = n.checked_add((b - a).checked_add(1)?)?;
+    }
+    Some(n)
+}
+
+/// The CPUs `pid` may run on (`Cpus_allowed_list` of `ROOT/PID/status`), counted.
+pub fn allowed_cpus(proc_root: &Path, pid: u32) -> Result<u32, ProcError> {
+    let path = proc_root.join(pid.to_string()).join("status");
+    let mut buf = String::new();
+    read_bounded(&path, &mut buf, 64 * 1024)?;
+    buf.lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .and_then(parse_cpu_list)
+        .ok_or_else(|| malformed(&path, "expected a line \"Cpus_allowed_list: 0-3\""))
+}
+
+/// The online CPUs (`SYSFS/devices/system/cpu/online`), counted.
+pub fn online_cpus(sysfs_root: &Path) -> Result<u32, ProcError> {
+    let path = sysfs_root.join("devices/system/cpu/online");
+    let mut buf = String::new();
+    read_bounded(&path, &mut buf, 64 * 1024)?;
+    parse_cpu_list(&buf).ok_or_else(|| malformed(&path, "expected a CPU list like 0-3,8"))
+}
+
+/// The counters the attribution reads at each step, with their buffers kept across reads:
+/// `stat` at every read, `meminfo` (which moves slowly) at one read in `memory_every`.
+#[derive(Debug, Clone)]
+pub struct MachineMeter {
+    stat: PathBuf,
+    meminfo: PathBuf,
+    buf: String,
+    reads: u32,
+    memory_every: u32,
+    used_bytes: u64,
+}
+
+/// One read of the machine's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineReading {
+    /// Busy time of all CPUs since boot, nanoseconds.
+    pub busy_ns: u64,
+    /// Used memory (`MemTotal - MemAvailable`), bytes.
+    pub used_bytes: u64,
+}
+
+impl MachineMeter {
+    /// A meter of `ROOT/stat` and `ROOT/meminfo`, the latter read once in `memory_every` reads
+    /// (at least 1).
+    pub fn new(proc_root: &Path, memory_every: u32) -> Self {
+        MachineMeter {
+            stat: proc_root.join("stat"),
+            meminfo: proc_root.join("meminfo"),
+            buf: String::new(),
+            reads: 0,
+            memory_every: memory_every.max(1),
+            used_bytes: 0,
+        }
+    }
+
+    /// Reads `stat`, and `meminfo` when due (bounded); the used memory is the latest read.
+    pub fn read(&mut self) -> Result<MachineReading, ProcError> {
+        read_bounded(&self.stat, &mut self.buf, 64 * 1024)?;
+        let t = parse_stat(&self.buf, &self.stat)?;
+        if self.reads % self.memory_every == 0 {
+            read_bounded(&self.meminfo, &mut self.buf, 64 * 1024)?;
+            let m = parse_meminfo(&self.buf, &self.meminfo)?;
+            self.used_bytes = m.total_bytes.saturating_sub(m.available_bytes);
+        }
+        self.reads = self.reads.wrapping_add(1);
+        Ok(MachineReading {
+            busy_ns: ticks_to_ns(t.busy),
+            used_bytes: self.used_bytes,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,5 +673,66 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("field"));
+    }
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-3,8,10-11\n"), Some(7));
+        assert_eq!(parse_cpu_list("0"), Some(1));
+        assert_eq!(parse_cpu_list(""), Some(0));
+        assert_eq!(parse_cpu_list("3-1"), None);
+        assert_eq!(parse_cpu_list("a"), None);
+        assert_eq!(parse_cpu_list("0-4294967295"), None);
+    }
+
+    #[test]
+    fn walk_agrees_with_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let proc_ = |pid: u32, ppid: u32, ticks: u64, children: &str| {
+            let d = r.join(pid.to_string());
+            fs::create_dir_all(d.join("task").join(pid.to_string())).unwrap();
+            fs::write(
+                d.join("stat"),
+                format!("{pid} (p) S {ppid} 0 0 0 -1 0 0 0 0 0 {ticks} 0 2 0 20 0 1 0 0 0 10\n"),
+            )
+            .unwrap();
+            fs::write(
+                d.join("task").join(pid.to_string()).join("children"),
+                children,
+            )
+            .unwrap();
+        };
+        proc_(10, 1, 5, "11 12 ");
+        proc_(11, 10, 7, "13");
+        proc_(12, 10, 1, "");
+        proc_(13, 11, 2, "");
+        proc_(20, 1, 100, "");
+        let walk = tree_usage_walk(r, 10).unwrap();
+        assert_eq!(walk, tree_usage(r, 10).unwrap());
+        let mut m = TreeMeter::new(r, 3);
+        m.walk = Some(false);
+        for _ in 0..4 {
+            assert_eq!(m.read(10).unwrap(), walk);
+        }
+        // Between scans, only the known pids are read: a new child waits for the next scan.
+        proc_(14, 10, 50, "");
+        assert_eq!(m.read(10).unwrap(), walk);
+        assert_eq!(m.read(10).unwrap(), walk);
+        assert_eq!(m.read(10).unwrap().cpu_ticks, walk.cpu_ticks + 52);
+        assert_eq!(m.reads, 7);
+        // The process outside the tree was read once, at the first scan, and is not again.
+        assert_eq!(m.outside.iter().copied().collect::<Vec<_>>(), [20]);
+        proc_(15, 14, 3, "");
+        for _ in 0..3 {
+            m.read(10).unwrap();
+        }
+        assert_eq!(m.read(10).unwrap().cpu_ticks, walk.cpu_ticks + 52 + 5);
+        assert_eq!(m.read(10).unwrap().processes, 6);
+        assert_eq!(walk.processes, 4);
+        assert_eq!(walk.cpu_ticks, 5 + 7 + 1 + 2 + 4 * 2);
+        assert_eq!(walk.rss_pages, 40);
+        fs::write(r.join("10/status"), "Name: p\nCpus_allowed_list:\t0,2-3\n").unwrap();
+        assert_eq!(allowed_cpus(r, 10).unwrap(), 3);
+        assert!(allowed_cpus(r, 11).is_err());
     }
 }

@@ -212,6 +212,8 @@ impl PyMonitor {
             command: std::env::args().collect::<Vec<_>>().join(" "),
             rank: None,
             hostname: None,
+            attribute: Default::default(),
+            per_cgroup: None,
         };
         // Discovery (NVML start-up among it) runs without the GIL: other Python threads go on.
         let monitor = py

@@ -20,6 +20,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod attribute;
 pub mod cpu_tdp;
 pub mod devices;
 pub mod discover;
@@ -27,6 +28,7 @@ pub mod monitor;
 pub mod private_file;
 pub mod summary;
 
+pub use attribute::AttributeMode;
 pub use devices::{Devices, GpuPick, HwmonPick};
 pub use discover::{sources, DiscoverOptions, SourceDescription, SourcesReport};
 pub use monitor::{

@@ -28,6 +28,9 @@ use ea2p_core::session::{MarkerError, Session};
 use ea2p_core::source::{truncated, Component, RawReading, ReadError, Source, SourceInfo};
 use ea2p_core::units::{secs, Nanos};
 
+use ea2p_core::attribution::Attribution;
+
+use crate::attribute::{AttributeMode, Attributor, IdlePower, ATTRIBUTION_PERIOD_NS};
 use crate::devices::Devices;
 use crate::discover::{component_name, discover, host_info, DiscoverOptions, Found, GpuProbe};
 pub use crate::summary::MAX_REGIONS_IN_SUMMARY;
@@ -59,6 +62,11 @@ pub struct MonitorOptions {
     pub rank: Option<(u32, u32)>,
     /// The host name for the header (default: the kernel's, from procfs).
     pub hostname: Option<String>,
+    /// Whose share of the shared components to attribute (default: the process tree).
+    pub attribute: AttributeMode,
+    /// Also attribute to every cgroup v2 group matching this pattern (`ea2p serve
+    /// --per-cgroup`), found again every second; served live by [`MonitorHandle::attributed`].
+    pub per_cgroup: Option<String>,
 }
 
 impl Default for MonitorOptions {
@@ -71,6 +79,8 @@ impl Default for MonitorOptions {
             command: String::new(),
             rank: None,
             hostname: None,
+            attribute: AttributeMode::default(),
+            per_cgroup: None,
         }
     }
 }
@@ -162,9 +172,33 @@ struct Pipeline {
     waited: Vec<(u32, RunRegion)>,
     waiting: BTreeSet<u32>,
     notes: Vec<String>,
+    /// The attribution's counters and per-source accumulators (see [`crate::attribute`]).
+    attr: Option<Attributor>,
+    /// Whether there is an attributor (it is out of `attr` while the lane reads its counters).
+    attr_on: bool,
+    attr_acc: Vec<Attribution>,
+    /// Per source: nested in another (not in region totals).
+    nested: Vec<bool>,
+    /// Copies of the accumulators at each region's begin (`false`) and end (`true`) marker.
+    attr_marks: std::collections::BTreeMap<(u32, bool), Vec<Attribution>>,
+    /// A measured idle baseline, applied by the lane at its next attribution step.
+    idle_override: Option<IdlePower>,
+    /// `--per-cgroup`: the groups found so far, each with its attributor and accumulators.
+    groups: Vec<GroupAttribution>,
     /// Records the fold could not take whole, by message, with their count.
     fold_errors: std::collections::BTreeMap<String, u64>,
 }
+
+/// One cgroup's attribution for `--per-cgroup`.
+#[derive(Debug)]
+struct GroupAttribution {
+    name: String,
+    attributor: Attributor,
+    acc: Vec<Attribution>,
+}
+
+/// The longest list of groups `--per-cgroup` follows (a node runs a few jobs, not thousands).
+const MAX_GROUPS: usize = 256;
 
 impl Pipeline {
     /// Writes and folds every record the session has, and collects the regions measured.
@@ -175,12 +209,40 @@ impl Pipeline {
                 *self.fold_errors.entry(e.to_string()).or_default() += 1;
             }
             while let Some(reg) = self.fold.poll_region() {
-                self.regions.push(&reg);
+                let attributed = self.region_attributed(&reg);
+                self.regions.push(&reg, attributed);
                 if self.waiting.remove(&reg.id) {
                     self.waited.push((reg.id, reg));
                 }
             }
         }
+    }
+}
+
+impl Pipeline {
+    /// The region's attributed joules (CPU and memory components that are not nested), at each
+    /// component's share over the attribution intervals between its markers.
+    fn region_attributed(&mut self, reg: &RunRegion) -> Option<f64> {
+        if !self.attr_on {
+            return None;
+        }
+        let begin = self.attr_marks.remove(&(reg.id, false))?;
+        let end = self
+            .attr_marks
+            .remove(&(reg.id, true))
+            .unwrap_or_else(|| self.attr_acc.clone());
+        let shares = begin
+            .iter()
+            .zip(&end)
+            .map(|(b, e)| e.since(b).share_or_latest());
+        Some(
+            shares
+                .zip(&reg.energies)
+                .zip(&self.nested)
+                .filter(|(_, nested)| !**nested)
+                .map(|((sh, e), _)| sh * e)
+                .sum(),
+        )
     }
 }
 
@@ -197,6 +259,9 @@ struct Inner {
     read_now: AtomicU64,
     lanes: Mutex<Vec<std::thread::Thread>>,
     pid: Arc<AtomicU32>,
+    per_cgroup: Option<String>,
+    idle: IdlePower,
+    discover: DiscoverOptions,
 }
 
 /// Locks, ignoring poisoning: a panicked lane must not take the measurement down with it.
@@ -245,6 +310,10 @@ impl Inner {
         })?;
         if kind == MarkerKind::End && wait {
             p.waiting.insert(id);
+        }
+        if p.attr_on && p.attr_marks.len() < 2 * MAX_OPEN_REGIONS {
+            let copy = p.attr_acc.clone();
+            p.attr_marks.insert((id, kind == MarkerKind::End), copy);
         }
         if kind == MarkerKind::Begin && name.len() > REGION_NAME_LEN && p.notes.len() < 10 {
             let cut = ea2p_core::source::truncated::<REGION_NAME_LEN>(name);
@@ -336,6 +405,26 @@ impl MonitorHandle {
     /// Closes region `name` now and returns its energy.
     pub fn end(&self, name: &str) -> Result<Measurement, RegionError> {
         self.inner.end(name)
+    }
+
+    /// Every `--per-cgroup` group's attributed joules so far, per component name (CPU and
+    /// memory components), in the order the groups were found.
+    pub fn attributed(&self) -> Vec<(String, Vec<(String, f64)>)> {
+        let p = lock(&self.inner.pipe);
+        p.groups
+            .iter()
+            .map(|g| {
+                let comps = self
+                    .inner
+                    .infos
+                    .iter()
+                    .zip(&g.acc)
+                    .filter(|(info, _)| info.component != Component::Gpu)
+                    .map(|(info, a)| (component_name(info), a.command_j()))
+                    .collect();
+                (g.name.clone(), comps)
+            })
+            .collect()
     }
 
     /// Closes region `name` now without waiting for its measurement (it is in the summary and
@@ -463,6 +552,13 @@ impl Monitor {
             waited: Vec::new(),
             waiting: BTreeSet::new(),
             notes: Vec::new(),
+            attr: None,
+            attr_on: false,
+            attr_acc: Vec::new(),
+            nested: Vec::new(),
+            attr_marks: Default::default(),
+            idle_override: None,
+            groups: Vec::new(),
             fold_errors: Default::default(),
         };
         let (mut infos, mut ids) = (Vec::new(), Vec::new());
@@ -492,6 +588,26 @@ impl Monitor {
         }
         pipe.pump();
         pipe.recorder.flush();
+        let (choice, _) = crate::discover::cpu_choice(&options.discover);
+        let idle = IdlePower::Model {
+            watts: choice.model.power(0.0).watts,
+            name: choice.short.clone(),
+        };
+        pipe.attr = Attributor::new(
+            &options.attribute,
+            &options.discover.procfs_root,
+            &options.discover.sysfs_root,
+            &infos,
+            &idle,
+            pid.load(Ordering::Relaxed),
+        );
+        pipe.attr_on = pipe.attr.is_some();
+        let attributing = pipe.attr_on || options.per_cgroup.is_some();
+        if let Some(n) = pipe.attr.as_ref().and_then(|a| a.note()) {
+            notes.push(n.to_string());
+        }
+        pipe.attr_acc = vec![Attribution::default(); infos.len()];
+        pipe.nested = infos.iter().map(|i| i.component.is_nested()).collect();
         let inner = Arc::new(Inner {
             origin: Instant::now(),
             infos,
@@ -502,6 +618,9 @@ impl Monitor {
             read_now: AtomicU64::new(0),
             lanes: Mutex::new(Vec::new()),
             pid,
+            per_cgroup: options.per_cgroup.clone(),
+            idle,
+            discover: options.discover.clone(),
         });
         let mut lanes = Vec::new();
         let gpu = found.gpu_probe.map(|probe| GpuAttribution {
@@ -518,7 +637,14 @@ impl Monitor {
             let inner_l = Arc::clone(&inner);
             let h = std::thread::Builder::new()
                 .name(name.into())
-                .spawn(move || lane(&inner_l, sources, gpu))
+                .spawn(move || {
+                    lane(
+                        &inner_l,
+                        sources,
+                        gpu,
+                        attributing && name == "ea2p-sampler",
+                    )
+                })
                 .map_err(StartError::Thread)?;
             lock(&inner.lanes).push(h.thread().clone());
             lanes.push(h);
@@ -545,6 +671,13 @@ impl Monitor {
     /// the GPU attribution.
     pub fn set_pid(&self, pid: u32) {
         self.inner.pid.store(pid, Ordering::Relaxed);
+    }
+
+    /// Uses a measured idle power for the attribution instead of the CPU model's: the average
+    /// power of every source over the `seconds` just measured (call it before the command
+    /// starts, with nothing else of the user's running).
+    pub fn set_idle_baseline(&self, seconds: f64, watts: Vec<f64>) {
+        lock(&self.inner.pipe).idle_override = Some(IdlePower::Baseline { seconds, watts });
     }
 
     /// A handle for regions and live readings from other threads.
@@ -609,7 +742,8 @@ impl Monitor {
         p.pump();
         p.fold.finish();
         while let Some(reg) = p.fold.poll_region() {
-            p.regions.push(&reg);
+            let attributed = p.region_attributed(&reg);
+            p.regions.push(&reg, attributed);
         }
         p.recorder.flush();
         let outcome = p.recorder.path.clone().map(|path| ProfileOutcome {
@@ -624,6 +758,17 @@ impl Monitor {
             self.options.carbon_intensity,
             exit.as_ref().map(exit_code),
         );
+        if let Some(a) = &p.attr {
+            let energies: Vec<f64> = summary.components.iter().map(|c| c.energy_j).collect();
+            for (c, att) in summary
+                .components
+                .iter_mut()
+                .zip(a.summarise(&p.attr_acc, &energies))
+            {
+                c.attributed = att;
+            }
+            summary.attribution = Some(a.info());
+        }
         summary.notes = std::mem::take(&mut p.notes);
         let errors = std::mem::take(&mut p.fold_errors);
         summary
@@ -715,7 +860,10 @@ fn lane(
     inner: &Inner,
     mut sources: Vec<LaneSource>,
     mut gpu: Option<GpuAttribution>,
+    attribute: bool,
 ) -> Option<GpuAttribution> {
+    let mut attr_next: Option<Nanos> = attribute.then_some(0);
+    let mut steps: u64 = 0;
     // The readings of one wake-up; kept across wake-ups so that sampling allocates nothing.
     let mut readings: Vec<(u16, Nanos, Result<RawReading, ReadError>)> =
         Vec::with_capacity(sources.len());
@@ -752,6 +900,14 @@ fn lane(
                 inner.region_done.notify_all();
             }
         }
+        if let Some(next) = attr_next.as_mut().filter(|n| t >= **n) {
+            *next = t + ATTRIBUTION_PERIOD_NS;
+            attribution_step(inner, t);
+            if let Some(pattern) = &inner.per_cgroup {
+                groups_step(inner, t, pattern, steps % 10 == 0);
+            }
+            steps += 1;
+        }
         if let Some(g) = gpu.as_mut() {
             if stopping || t >= g.next {
                 g.probe(inner.pid.load(Ordering::Relaxed));
@@ -765,12 +921,81 @@ fn lane(
             .iter()
             .map(|s| s.next)
             .chain(gpu.as_ref().map(|g| g.next))
+            .chain(attr_next)
             .min()
             .unwrap_or(t + GPU_PROBE_NS);
         // park_timeout: `finish` and `end` unpark the lane, so neither waits for a deadline.
         std::thread::park_timeout(Duration::from_nanos(next.saturating_sub(inner.now())));
     }
     gpu
+}
+
+/// One attribution step: the counters are read without the pipeline's lock (the attributor is
+/// taken out of the pipeline meanwhile), the interval fed with the session's live energies.
+fn attribution_step(inner: &Inner, t: Nanos) {
+    let (mut a, idle) = {
+        let mut p = lock(&inner.pipe);
+        let Some(a) = p.attr.take() else { return };
+        (a, p.idle_override.take())
+    };
+    if let Some(idle) = idle {
+        a.set_idle(&idle, &inner.infos);
+    }
+    let counters = a.read(t, inner.pid.load(Ordering::Relaxed));
+    let mut p = lock(&inner.pipe);
+    if let Some(c) = counters {
+        let energies: Vec<f64> = inner
+            .ids
+            .iter()
+            .map(|&id| p.session.live(id).map_or(0.0, |l| l.energy_j))
+            .collect();
+        let Pipeline { attr_acc, .. } = &mut *p;
+        a.step(c, &energies, attr_acc);
+    }
+    p.attr = Some(a);
+}
+
+/// One step of every `--per-cgroup` group, finding new groups first when `rematch`.
+fn groups_step(inner: &Inner, t: Nanos, pattern: &str, rematch: bool) {
+    let mut groups = std::mem::take(&mut lock(&inner.pipe).groups);
+    if rematch {
+        let d = &inner.discover;
+        for name in ea2p_linux::cgroup::matching(&d.sysfs_root, pattern) {
+            if groups.len() >= MAX_GROUPS || groups.iter().any(|g| g.name == name) {
+                continue;
+            }
+            let mode = AttributeMode::Cgroup(name.clone());
+            if let Some(a) = Attributor::new(
+                &mode,
+                &d.procfs_root,
+                &d.sysfs_root,
+                &inner.infos,
+                &inner.idle,
+                0,
+            )
+            .filter(|a| a.note().is_none())
+            {
+                groups.push(GroupAttribution {
+                    name,
+                    attributor: a,
+                    acc: vec![Attribution::default(); inner.infos.len()],
+                });
+            }
+        }
+    }
+    let counters: Vec<_> = groups.iter_mut().map(|g| g.attributor.read(t, 0)).collect();
+    let mut p = lock(&inner.pipe);
+    let energies: Vec<f64> = inner
+        .ids
+        .iter()
+        .map(|&id| p.session.live(id).map_or(0.0, |l| l.energy_j))
+        .collect();
+    for (g, c) in groups.iter_mut().zip(counters) {
+        if let Some(c) = c {
+            g.attributor.step(c, &energies, &mut g.acc);
+        }
+    }
+    p.groups = groups;
 }
 
 /// Per-process activity on the NVIDIA GPUs, for the measured tree's share of their energy.

@@ -8,6 +8,9 @@ use ea2p_core::metrics::{co2_grams, edp};
 use ea2p_core::units::{secs, wh};
 use serde::Serialize;
 
+use ea2p_core::attribution::IdleBasis;
+
+pub use crate::attribute::{AttributedEnergy, AttributionInfo};
 use crate::discover::component_name;
 
 /// Sources a run measures at most (a two-socket machine with eight GPUs and the estimators uses
@@ -76,6 +79,10 @@ pub struct ComponentSummary {
     /// For GPUs shared with other processes: the measured tree's part.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process_share: Option<GpuShare>,
+    /// For CPU and memory components shared with other processes: the command's part,
+    /// attributed (see [`crate::attribute`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributed: Option<AttributedEnergy>,
 }
 
 /// One ended region.
@@ -89,6 +96,11 @@ pub struct RegionSummary {
     pub end_s: f64,
     /// Joules, all components that are not nested.
     pub energy_j: f64,
+    /// Of which attributed to the command: CPU and memory components that are not nested, each
+    /// at its share over the attribution intervals between the region's markers (GPUs: not
+    /// included; their share is over the run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributed_j: Option<f64>,
 }
 
 /// The summary of a run.
@@ -114,6 +126,9 @@ pub struct Summary {
     pub regions_not_listed: u64,
     /// Regions begun and never ended.
     pub regions_left_open: Vec<String>,
+    /// How the command's shares were attributed (none with `--attribute none` and in replays).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<AttributionInfo>,
     /// What the run noted on the way (names cut, regions or sources beyond capacity).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -151,6 +166,7 @@ impl ComponentSummary {
             wraps: c.wraps,
             samples: c.samples,
             process_share: None,
+            attributed: None,
         }
     }
 }
@@ -163,6 +179,7 @@ impl RegionSummary {
             start_s: secs(r.begin_t),
             end_s: secs(r.end_t),
             energy_j: r.total_j,
+            attributed_j: None,
         }
     }
 }
@@ -182,9 +199,12 @@ pub struct RegionList {
 
 impl RegionList {
     /// Adds one measured region.
-    pub fn push(&mut self, r: &RunRegion) {
+    pub fn push(&mut self, r: &RunRegion, attributed_j: Option<f64>) {
         if self.kept.len() < MAX_REGIONS_IN_SUMMARY {
-            self.kept.push(RegionSummary::from_fold(r));
+            self.kept.push(RegionSummary {
+                attributed_j,
+                ..RegionSummary::from_fold(r)
+            });
         } else {
             self.not_kept += 1;
         }
@@ -243,8 +263,25 @@ impl Summary {
             regions,
             regions_not_listed,
             regions_left_open,
+            attribution: None,
             notes: Vec::new(),
         }
+    }
+
+    /// This summary without what only a live run can give (the attribution, which needs the
+    /// CPU-time counters the profile does not hold, and the GPUs' process shares): what
+    /// `ea2p report` of the run's profile gives, exactly.
+    pub fn replayable(&self) -> Summary {
+        let mut s = self.clone();
+        s.attribution = None;
+        for c in &mut s.components {
+            c.attributed = None;
+            c.process_share = None;
+        }
+        for r in &mut s.regions {
+            r.attributed_j = None;
+        }
+        s
     }
 
     /// The table `ea2p run` prints.
@@ -287,6 +324,20 @@ impl Summary {
                     s.energy_j,
                     100.0 * s.fraction,
                     s.basis
+                );
+            }
+            if let Some(a) = &c.attributed {
+                t += &format!(
+                    "{:<11} of which this command: {:.3} J ({:.1}%, by {}; attributed)\n",
+                    "",
+                    a.energy_j,
+                    100.0 * a.share,
+                    match (a.method, a.idle_basis) {
+                        ("cpu-time", Some(IdleBasis::Allocation)) =>
+                            "CPU time, idle part by allocated CPUs",
+                        ("cpu-time", _) => "CPU time",
+                        (m, _) => m,
+                    }
                 );
             }
             if c.read_errors > 0 {
@@ -337,6 +388,15 @@ impl Summary {
             self.co2_g,
             self.carbon_intensity_g_per_kwh
         );
+        if let Some(a) = &self.attribution {
+            t += &format!(
+                "attributed: the command's share ({}) of each shared component: idle part ({}) by allocation or CPU time, the rest by CPU time, memory by resident share; over {:.1} s{}\n",
+                a.of,
+                a.idle_power_from,
+                a.covered_s,
+                a.note.as_deref().map(|n| format!("; {n}")).unwrap_or_default()
+            );
+        }
         if !self.regions.is_empty() {
             t += &format!(
                 "\n{:<24} {:>10} {:>10} {:>12}\n",
@@ -345,11 +405,14 @@ impl Summary {
             const SHOWN: usize = 20;
             for r in self.regions.iter().take(SHOWN) {
                 t += &format!(
-                    "{:<24} {:>10.3} {:>10.3} {:>12.3}\n",
+                    "{:<24} {:>10.3} {:>10.3} {:>12.3}{}\n",
                     printable(&r.name),
                     r.start_s,
                     r.end_s,
-                    r.energy_j
+                    r.energy_j,
+                    r.attributed_j
+                        .map(|a| format!("  (this command: {a:.3} J, attributed)"))
+                        .unwrap_or_default()
                 );
             }
             let more = (self.regions.len().saturating_sub(SHOWN)) as u64 + self.regions_not_listed;
