@@ -476,6 +476,182 @@ pub fn evaluate_limited(
     })
 }
 
+/// The power limit a policy applies for a limit fraction `f` of the model's busy power on a GPU
+/// type (`f >= 1`: no limit, the GPU's maximum), kept in the GPU's range. Panics, as
+/// [`f64::clamp`] does, if `spec.min_limit_w > spec.max_w` or either is NaN.
+#[inline]
+pub fn limit_for_fraction(perf: &PerfParams, spec: &GpuSpec, f: f64) -> f64 {
+    if f >= 1.0 {
+        spec.max_w
+    } else {
+        (f * perf.busy_w).clamp(spec.min_limit_w, spec.max_w)
+    }
+}
+
+/// Limits per (model, GPU type) a [`LimitTable`] holds: one per entry of
+/// [`crate::policy::PolicyParams::limit_fractions`].
+pub const LIMIT_TABLE_SLOTS: usize = 4;
+
+/// Everything [`limit_effect`] reads, bit for bit: an entry is used only if all of it matches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LimitKey {
+    limit_w: f64,
+    busy_w: f64,
+    max_w: f64,
+    min_limit_w: f64,
+    response: LimitResponse,
+}
+
+impl LimitKey {
+    #[inline]
+    fn of(perf: &PerfParams, spec: &GpuSpec, limit_w: f64) -> Self {
+        LimitKey {
+            limit_w,
+            busy_w: perf.busy_w,
+            max_w: spec.max_w,
+            min_limit_w: spec.min_limit_w,
+            response: perf.limit,
+        }
+    }
+
+    /// Bit-for-bit equality (so `-0.0` and `0.0` differ and a NaN matches itself): a match
+    /// guarantees [`limit_effect`] would return exactly the stored effect.
+    #[inline]
+    fn same(&self, o: &LimitKey) -> bool {
+        let b = |x: f64, y: f64| x.to_bits() == y.to_bits();
+        let (r, s) = (&self.response, &o.response);
+        b(self.limit_w, o.limit_w)
+            && b(self.busy_w, o.busy_w)
+            && b(self.max_w, o.max_w)
+            && b(self.min_limit_w, o.min_limit_w)
+            && b(r.capped_ratio, s.capped_ratio)
+            && b(r.sharpness, s.sharpness)
+            && b(r.speed_exponent, s.speed_exponent)
+            && b(r.knee_slope, s.knee_slope)
+            && b(r.knee_fraction, s.knee_fraction)
+    }
+}
+
+/// The entries of one (model, GPU type) of a [`LimitTable`]: the key it was computed from, and
+/// the effect.
+type LimitSlots = [Option<(LimitKey, LimitEffect)>; LIMIT_TABLE_SLOTS];
+
+/// [`limit_effect`] of every (model, GPU type, limit fraction) of a run, computed once.
+///
+/// A limit's effect depends only on the model's figures on a GPU type and the limit, and the
+/// policies try the same few limits (their `limit_fractions` of the busy power) for every job in
+/// every round: the `exp`/`log` chain of [`LimitResponse::ratios`] would otherwise run hundreds
+/// of thousands of times in a run. A caller that builds [`crate::policy::ClusterView`]s for many
+/// rounds with the same models and GPU types (the simulator) builds this table once with
+/// [`LimitTable::new`] and hands it to the policies in the view; callers that schedule one round
+/// (the C interface) leave it out and the policies compute the effects themselves.
+///
+/// Every entry keeps the inputs it was computed from (the limit, the model's busy power and
+/// [`LimitResponse`], the GPU's maximum and minimum limit) and [`LimitTable::effect`] uses it only
+/// if they match the model and GPU it is asked about bit for bit; otherwise it computes the effect.
+/// So a table built for other models, types or limit fractions is never wrong, only slower, and
+/// the results are the same bits as without a table. Fixed size (about 50 KB), no allocation.
+#[derive(Debug, Clone)]
+pub struct LimitTable {
+    slots: [[LimitSlots; MAX_GPU_TYPES]; crate::policy::MAX_MODELS],
+}
+
+impl LimitTable {
+    /// A table with no entries: every look-up computes.
+    pub const EMPTY: LimitTable = LimitTable {
+        slots: [[[None; LIMIT_TABLE_SLOTS]; MAX_GPU_TYPES]; crate::policy::MAX_MODELS],
+    };
+
+    /// The effects of `limit_fractions` (the policies' `PolicyParams::limit_fractions`; at most
+    /// [`LIMIT_TABLE_SLOTS`] are kept) on every model (index = model id, at most
+    /// [`crate::policy::MAX_MODELS`]) on every GPU type it runs on. GPU types whose minimum limit is
+    /// above their maximum (or NaN) are left out.
+    pub fn new(models: &[ModelProfile], gpu_specs: &[GpuSpec], limit_fractions: &[f64]) -> Self {
+        let mut t = LimitTable::EMPTY;
+        for (m, model) in models.iter().enumerate().take(crate::policy::MAX_MODELS) {
+            for (ty, spec) in gpu_specs.iter().enumerate().take(MAX_GPU_TYPES) {
+                let Some(perf) = model.perf[ty] else { continue };
+                if spec
+                    .min_limit_w
+                    .partial_cmp(&spec.max_w)
+                    .is_none_or(|o| o.is_gt())
+                {
+                    continue; // limit_for_fraction would panic
+                }
+                for (slot, &f) in t.slots[m][ty]
+                    .iter_mut()
+                    .zip(limit_fractions.iter().take(LIMIT_TABLE_SLOTS))
+                {
+                    let limit_w = limit_for_fraction(&perf, spec, f);
+                    if let Ok(e) = limit_effect(model, gpu_specs, ty as u8, limit_w) {
+                        *slot = Some((LimitKey::of(&perf, spec, limit_w), e));
+                    }
+                }
+            }
+        }
+        t
+    }
+
+    /// The stored effect of `limit_w` on model `model_index` (whose figures are `model`) on
+    /// `gpu_type`, if the table holds one computed from exactly these inputs.
+    #[inline]
+    pub fn get(
+        &self,
+        model_index: usize,
+        model: &ModelProfile,
+        gpu_specs: &[GpuSpec],
+        gpu_type: u8,
+        limit_w: f64,
+    ) -> Option<LimitEffect> {
+        let ty = gpu_type as usize;
+        let slots = self.slots.get(model_index)?.get(ty)?;
+        let (spec, perf) = (gpu_specs.get(ty)?, model.perf.get(ty).copied().flatten()?);
+        let want = LimitKey::of(&perf, spec, limit_w);
+        slots
+            .iter()
+            .flatten()
+            .find(|(k, _)| k.same(&want))
+            .map(|(_, e)| *e)
+    }
+
+    /// [`limit_effect`] through the table: the stored effect where it has one for exactly these
+    /// inputs, else computed (the same bits either way).
+    #[inline]
+    pub fn effect(
+        table: Option<&LimitTable>,
+        model_index: usize,
+        model: &ModelProfile,
+        gpu_specs: &[GpuSpec],
+        gpu_type: u8,
+        limit_w: f64,
+    ) -> Result<LimitEffect, ConfigError> {
+        match table.and_then(|t| t.get(model_index, model, gpu_specs, gpu_type, limit_w)) {
+            Some(e) => Ok(e),
+            None => limit_effect(model, gpu_specs, gpu_type, limit_w),
+        }
+    }
+
+    /// [`evaluate`] through the table (see [`LimitTable::effect`]): the same result.
+    #[inline]
+    pub fn evaluate(
+        table: Option<&LimitTable>,
+        model_index: usize,
+        model: &ModelProfile,
+        gpu_specs: &[GpuSpec],
+        cfg: &Config,
+    ) -> Result<Perf, ConfigError> {
+        let effect = Self::effect(
+            table,
+            model_index,
+            model,
+            gpu_specs,
+            cfg.gpu_type,
+            cfg.limit_w,
+        )?;
+        evaluate_limited(model, gpu_specs, cfg, &effect)
+    }
+}
+
 /// Samples per second of `model` on `k` GPUs of type `gpu_type` at total batch `batch`, no
 /// power limit; `None` when the configuration is not allowed.
 pub fn throughput(

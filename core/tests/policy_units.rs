@@ -110,6 +110,7 @@ impl Fixture {
             free: &self.free,
             power_cap_w: self.cap,
             models: &self.models,
+            limit_effects: None,
         };
         let mut buf = [Decision::Preempt { job: 0 }; 64];
         let mut scratch = vec![0u32; jobs.len()];
@@ -420,6 +421,7 @@ fn a_full_buffer_hands_the_decision_back_and_scratch_is_checked() {
         free: &f.free,
         power_cap_w: None,
         models: &f.models,
+        limit_effects: None,
     };
     let jobs = [job(1, 0, 1e6), job(2, 1, 1e6)];
     let mut one = [Decision::Preempt { job: 0 }; 1];

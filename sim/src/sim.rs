@@ -1,6 +1,6 @@
 //! One simulation run: a policy from the core, a workload, the cluster, the event loop.
 
-use ea2p_core::jobmodel::{evaluate, Config, ModelProfile};
+use ea2p_core::jobmodel::{Config, LimitTable, ModelProfile};
 use ea2p_core::policy::{self, ClusterView, Decision, Decisions, JobView, PolicyKind};
 use ea2p_core::units::{secs, Nanos, NANOS_PER_SEC};
 
@@ -227,6 +227,10 @@ struct Sim<'a> {
     external: Option<&'a mut dyn ExternalPolicy>,
     specs: Vec<ea2p_core::jobmodel::GpuSpec>,
     profiles: Vec<ModelProfile>,
+    /// The power limits' effects on `profiles` on `specs`, computed once per run for the
+    /// policies' limit fractions (issue 15: recomputing them in every search cost 20 % of the
+    /// seed protocol's time); handed to the policies in every view.
+    limit_effects: Box<LimitTable>,
     /// Jobs in the system, by slot (a slot is reused once its job completes): memory follows
     /// the jobs in the system, not the trace. Lists, events and GPU holders name slots.
     jobs: Vec<JobSpec>,
@@ -332,11 +336,18 @@ fn run_inner<'a>(
     crate::limits::check(sc, 1).map_err(SimError::Scenario)?;
     crate::limits::check_cap_for(sc, &[kind]).map_err(SimError::Scenario)?;
     let specs = sc.specs();
+    let profiles = sc.profiles();
+    let limit_effects = Box::new(LimitTable::new(
+        &profiles,
+        &specs,
+        &sc.params.limit_fractions,
+    ));
     let mut sim = Sim {
         sc,
         kind,
         external,
-        profiles: sc.profiles(),
+        profiles,
+        limit_effects,
         cluster: Cluster::new(&specs, &sc.gpu_counts),
         specs,
         jobs: Vec::new(),
@@ -636,8 +647,11 @@ impl Sim<'_> {
         let cfg = self.st[j as usize]
             .cfg
             .expect("a running job has a configuration");
-        let perf = evaluate(
-            &self.profiles[self.jobs[j as usize].model as usize],
+        let m = self.jobs[j as usize].model as usize;
+        let perf = LimitTable::evaluate(
+            Some(&self.limit_effects),
+            m,
+            &self.profiles[m],
             &self.specs,
             &cfg,
         )
@@ -684,7 +698,9 @@ impl Sim<'_> {
 
     fn check_cfg(&self, j: u32, cfg: &Config, now: Nanos) -> Result<(), SimError> {
         let spec = &self.jobs[j as usize];
-        evaluate(&self.profiles[spec.model as usize], &self.specs, cfg).map_err(|e| {
+        let m = spec.model as usize;
+        let table = Some(&*self.limit_effects);
+        LimitTable::evaluate(table, m, &self.profiles[m], &self.specs, cfg).map_err(|e| {
             self.err(
                 now,
                 format!(
@@ -1034,6 +1050,7 @@ impl Sim<'_> {
                 free: &self.free,
                 power_cap_w: self.cap_w,
                 models: &self.profiles,
+                limit_effects: Some(&self.limit_effects),
             };
             let mut out = Decisions::new(&mut self.decisions);
             if let Some(ext) = self.external.as_deref_mut() {

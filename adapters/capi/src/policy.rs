@@ -665,6 +665,7 @@ pub unsafe extern "C" fn ea2p_schedule(
             free,
             power_cap_w: c.has_power_cap.then_some(c.power_cap_w),
             models: &models,
+            limit_effects: None,
         };
         let job_views: Vec<JobView> = jobs.iter().map(JobView::from).collect();
         let mut scratch = vec![0u32; job_views.len()];
@@ -909,6 +910,7 @@ mod tests {
             free,
             power_cap_w: None,
             models: &models,
+            limit_effects: None,
         };
         let jv: Vec<JobView> = jobs.iter().map(JobView::from).collect();
         let mut scratch = vec![0; jv.len()];

@@ -297,6 +297,7 @@ fn policies(out: &mut Vec<Vec<Tok>>) {
         free: &free,
         power_cap_w: None,
         models: &models,
+        limit_effects: None,
     };
     let jobs = [
         job(10, 0, 1, 10, 5e6, 2, 512),

@@ -15,7 +15,7 @@ use super::{
     age_s, by_key, fair_share, in_order, sort_by_key, split, ClusterView, ConfigMemo, Decision,
     Decisions, JobView, ModelTable, Objective, PolicyParams, Probe, MAX_MODELS,
 };
-use crate::jobmodel::evaluate;
+use crate::jobmodel::LimitTable;
 
 /// Slots of the committed-power memo (a power of two).
 const POWER_MEMO: usize = 256;
@@ -36,7 +36,8 @@ pub fn committed_power_w(cluster: &ClusterView<'_>, jobs: &[JobView]) -> f64 {
         if let Some(c) = j.running {
             let power = memo.get_or_insert(j.model, &c, || {
                 let model = &cluster.models[j.model as usize];
-                evaluate(model, cluster.gpu_specs, &c)
+                let m = j.model as usize;
+                LimitTable::evaluate(cluster.limit_effects, m, model, cluster.gpu_specs, &c)
                     .ok()
                     .map(|p| p.job_power_w(c.gpus))
             });
@@ -83,9 +84,10 @@ pub fn schedule(
                 .fold(1.0f64, f64::min);
             let limit_w = (lowest * perf.busy_w).clamp(spec.min_limit_w, spec.max_w);
             let cfg = super::Config { limit_w, ..cur };
+            let (table, m) = (cluster.limit_effects, job.model as usize);
             let (Ok(a), Ok(b)) = (
-                evaluate(model, cluster.gpu_specs, &cur),
-                evaluate(model, cluster.gpu_specs, &cfg),
+                LimitTable::evaluate(table, m, model, cluster.gpu_specs, &cur),
+                LimitTable::evaluate(table, m, model, cluster.gpu_specs, &cfg),
             ) else {
                 continue;
             };
@@ -108,7 +110,8 @@ pub fn schedule(
                 _ => None,
             });
             let cfg = lowest.unwrap_or(cur);
-            let Ok(b) = evaluate(model, cluster.gpu_specs, &cfg) else {
+            let (table, m) = (cluster.limit_effects, job.model as usize);
+            let Ok(b) = LimitTable::evaluate(table, m, model, cluster.gpu_specs, &cfg) else {
                 continue;
             };
             if out.push(Decision::Preempt { job: i }).is_err() {

@@ -14,8 +14,8 @@
 //! `Preempt`s before the `Start` that uses the freed GPUs.
 
 use crate::jobmodel::{
-    evaluate, evaluate_limited, limit_effect, Config, GpuSpec, LimitEffect, ModelProfile, Perf,
-    MAX_GPU_TYPES,
+    evaluate, evaluate_limited, limit_for_fraction, Config, GpuSpec, LimitEffect, LimitTable,
+    ModelProfile, Perf, MAX_GPU_TYPES,
 };
 use crate::units::{secs, Nanos};
 
@@ -166,6 +166,11 @@ pub struct ClusterView<'a> {
     pub power_cap_w: Option<f64>,
     /// Models (index = model id of [`JobView::model`]).
     pub models: &'a [ModelProfile],
+    /// The power limits' effects on these models and GPU types, computed once by a caller that
+    /// schedules many rounds ([`LimitTable::new`] with the policy's `limit_fractions`); `None`:
+    /// the policies compute them. Only the time differs: an entry is used only where it was
+    /// computed from exactly the view's figures.
+    pub limit_effects: Option<&'a LimitTable>,
 }
 
 /// What a job asked for.
@@ -422,6 +427,7 @@ impl ModelTable {
             };
             let probe = Probe {
                 model,
+                model_index: m,
                 cluster,
                 params,
                 rigid: None,
@@ -481,6 +487,8 @@ pub(crate) enum Objective {
 
 pub(crate) struct Probe<'v, 'a> {
     pub model: &'v ModelProfile,
+    /// Index of `model` in the view's models (for its [`LimitTable`] entries).
+    pub model_index: usize,
     pub cluster: &'v ClusterView<'a>,
     pub params: &'v PolicyParams,
     /// `Some` for a rigid job: the request it must keep.
@@ -497,6 +505,7 @@ impl Probe<'_, '_> {
     ) -> Probe<'v, 'a> {
         Probe {
             model: &cluster.models[job.model as usize],
+            model_index: job.model as usize,
             cluster,
             params,
             rigid: if job.rigid { Some(job.request) } else { None },
@@ -595,14 +604,16 @@ impl Probe<'_, '_> {
                 let limit_w = if li == 0 && !limits {
                     spec.max_w
                 } else {
-                    let f = self.params.limit_fractions[li];
-                    if f >= 1.0 {
-                        spec.max_w
-                    } else {
-                        (f * perf.busy_w).clamp(spec.min_limit_w, spec.max_w)
-                    }
+                    limit_for_fraction(&perf, spec, self.params.limit_fractions[li])
                 };
-                let Ok(effect) = limit_effect(self.model, specs, ty as u8, limit_w) else {
+                let Ok(effect) = LimitTable::effect(
+                    self.cluster.limit_effects,
+                    self.model_index,
+                    self.model,
+                    specs,
+                    ty as u8,
+                    limit_w,
+                ) else {
                     continue;
                 };
                 let effect = &effect;
@@ -901,6 +912,7 @@ pub(crate) fn grow_running(
             let model = &cluster.models[job.model as usize];
             let probe = Probe {
                 model,
+                model_index: job.model as usize,
                 cluster,
                 params,
                 rigid: None,
@@ -910,7 +922,15 @@ pub(crate) fn grow_running(
                 .search(&avail, cur.gpus * 2, objective, limits, None)
                 .filter(|(cfg, _)| cfg.gpus > cur.gpus)
                 .and_then(|(to, new)| {
-                    let now = evaluate(model, cluster.gpu_specs, &cur).ok()?;
+                    let specs = cluster.gpu_specs;
+                    let now = LimitTable::evaluate(
+                        cluster.limit_effects,
+                        job.model as usize,
+                        model,
+                        specs,
+                        &cur,
+                    )
+                    .ok()?;
                     Some(Doubling { to, new, now })
                 })
         })
@@ -1073,10 +1093,11 @@ mod tests {
                 free: &free_now,
                 power_cap_w: None,
                 models: &models,
+                limit_effects: None,
             };
             let params = PolicyParams { limit_fractions: fractions, ..PolicyParams::default() };
             let request = Request { gpu_type: None, gpus: 1, batch: 256 };
-            let probe = Probe { model: &models[0], cluster: &view, params: &params, rigid: None, request };
+            let probe = Probe { model: &models[0], model_index: 0, cluster: &view, params: &params, rigid: None, request };
             let least = probe.min_added_power_w().unwrap();
             let free = free_of(&view);
             let found = probe.search(&free, kmax, Objective::MaxGoodput, true, Some(budget));

@@ -326,6 +326,7 @@ mod tests {
             free: &free,
             power_cap_w: None,
             models: &models,
+            limit_effects: None,
         };
         // Job 10 pending, job 11 running on 4 GPUs, job 12 pending and rigid.
         let jobs = [
