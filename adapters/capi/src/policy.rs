@@ -420,10 +420,22 @@ impl From<ConfigError> for Ea2pStatus {
 impl From<PolicyError> for Ea2pStatus {
     fn from(e: PolicyError) -> Self {
         match e {
-            PolicyError::TooManyModelsOrTypes => Ea2pStatus::TooManyModelsOrTypes,
+            PolicyError::TooManyModels { .. }
+            | PolicyError::TooManyGpuTypes { .. }
+            | PolicyError::FreeListShort { .. }
+            | PolicyError::TotalListShort { .. } => Ea2pStatus::TooManyModelsOrTypes,
             PolicyError::UnknownModel { .. } => Ea2pStatus::UnknownModel,
             // The scratch is sized here, never by the caller.
             PolicyError::ScratchTooSmall { .. } => Ea2pStatus::Panicked,
+            PolicyError::MoreFreeThanTotal { .. }
+            | PolicyError::TooManyGpus
+            | PolicyError::BadGpuSpec { .. }
+            | PolicyError::BadPowerCap
+            | PolicyError::BadParam { .. }
+            | PolicyError::UnknownRequestedGpuType { .. }
+            | PolicyError::UnknownRunningGpuType { .. }
+            | PolicyError::MoreGpusThanExist { .. }
+            | PolicyError::NanInJob { .. } => Ea2pStatus::InvalidArgument,
         }
     }
 }
@@ -576,40 +588,16 @@ pub unsafe extern "C" fn ea2p_evaluate(
     })
 }
 
-/// Checks what the core's policies index by: running jobs on existing types with no more GPUs
-/// than exist, requested types that exist, free counts within totals.
-fn check_views(total: &[u32], free: &[u32], jobs: &[Ea2pJobView]) -> Result<(), Ea2pStatus> {
-    let n_types = total.len();
-    if free.iter().zip(total).any(|(f, t)| f > t)
-        || total
-            .iter()
-            .try_fold(0u32, |acc, &t| acc.checked_add(t))
-            .is_none()
-    {
-        return Err(Ea2pStatus::InvalidArgument);
-    }
-    for j in jobs {
-        if j.request.has_gpu_type && j.request.gpu_type as usize >= n_types {
-            return Err(Ea2pStatus::InvalidArgument);
-        }
-        if j.is_running {
-            let ty = j.running.gpu_type as usize;
-            if ty >= n_types || j.running.gpus > total[ty] {
-                return Err(Ea2pStatus::InvalidArgument);
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Runs one scheduling round of `policy` (an `Ea2pPolicy` value) over `n_jobs` pending and
 /// running jobs, writes up to `out_cap` decisions to `out` and their number to `out_len`.
 /// Apply the decisions in order (a preemption comes before the start that uses its GPUs). When
 /// `*out_len == out_cap` the buffer filled up: apply these and run another round.
 ///
+/// The views are checked by the core's `ea2p_core::policy::check_round` before any policy runs.
 /// Errors (nothing written): `EA2P_STATUS_NULL_POINTER`, `EA2P_STATUS_INVALID_ARGUMENT` (unknown
-/// policy, a job running on or requesting a GPU type the cluster lacks, more free GPUs than
-/// GPUs), `EA2P_STATUS_TOO_MANY_MODELS_OR_TYPES`, `EA2P_STATUS_UNKNOWN_MODEL`.
+/// policy, a job running on or requesting a GPU type the cluster lacks or holding more GPUs than
+/// exist, more free GPUs than GPUs, a NaN, infinite or negative parameter, power figure or cap, a
+/// NaN in a job), `EA2P_STATUS_TOO_MANY_MODELS_OR_TYPES`, `EA2P_STATUS_UNKNOWN_MODEL`.
 ///
 /// The round is deterministic: the same views give the same decisions, bit for bit, as the Rust
 /// `ea2p_core::policy::schedule`. It allocates a copy of the views internally, freed before it
@@ -654,7 +642,6 @@ pub unsafe extern "C" fn ea2p_schedule(
         let jobs = unsafe { input_slice(jobs, n_jobs) }?;
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { output_slice(out, out_cap) }?;
-        check_views(total, free, jobs)?;
 
         let specs: Vec<GpuSpec> = specs.iter().map(GpuSpec::from).collect();
         let models: Vec<ModelProfile> = models.iter().map(ModelProfile::from).collect();
