@@ -607,7 +607,11 @@ impl Probe<'_, '_> {
                                     effect,
                                 );
                             }
-                            k = k.saturating_mul(2);
+                            // Past 2^31 the next power of two does not exist.
+                            match k.checked_mul(2) {
+                                Some(next) => k = next,
+                                None => break,
+                            }
                         }
                     }
                 }
