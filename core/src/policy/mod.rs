@@ -12,6 +12,12 @@
 //!
 //! Decisions are applied by the caller in order: a policy that preempts to make room writes the
 //! `Preempt`s before the `Start` that uses the freed GPUs.
+//!
+//! Each policy's module holds its [`PolicyDescriptor`] (name, what it reads, its parameters, its
+//! round); [`POLICIES`] lists the eight and [`PolicyKind`] reads it. Every round's input is
+//! checked once by [`check_round`] before a policy runs, so bad input is a [`PolicyError`], never
+//! a panic; a policy's round is reachable only through [`PolicyDescriptor::schedule`] or
+//! [`schedule`], which run that check.
 
 use crate::jobmodel::{
     evaluate, evaluate_limited, limit_effect, Config, GpuSpec, LimitEffect, ModelProfile, Perf,
@@ -1044,6 +1050,54 @@ mod tests {
             }
             let all = free_of_total(&view);
             prop_assert!(probe.search(&all, u32::MAX, Objective::MaxGoodput, true, Some(least)).is_some());
+        }
+    }
+
+    #[test]
+    fn the_registry_gives_each_kind_its_name_and_what_it_reads() {
+        let names = [
+            "fifo",
+            "pollux",
+            "themis",
+            "chronos",
+            "zeus",
+            "hades",
+            "aurachronos",
+            "charon",
+        ];
+        for (i, kind) in PolicyKind::ALL.iter().enumerate() {
+            assert_eq!(kind.name(), names[i]);
+            assert_eq!(kind.descriptor().name, POLICIES[i].name);
+            assert_eq!(PolicyKind::from_name(names[i]), Some(*kind));
+            assert_eq!(
+                PolicyKind::from_name(&names[i].to_ascii_uppercase()),
+                Some(*kind)
+            );
+        }
+        assert_eq!(PolicyKind::from_name("lifo"), None);
+        // What the simulator relies on to skip rounds and views.
+        use PolicyKind::*;
+        let full: [bool; 8] = core::array::from_fn(|i| PolicyKind::ALL[i].acts_on_full_cluster());
+        assert_eq!(full, [false, false, false, false, false, false, true, true]);
+        let running: [bool; 8] = core::array::from_fn(|i| PolicyKind::ALL[i].reads_running_jobs());
+        assert_eq!(
+            running,
+            [false, true, false, false, true, false, true, true]
+        );
+        for (p, u) in [(0, 0), (0, 1), (3, 0), (3, 2)] {
+            for kind in PolicyKind::ALL {
+                let expected = match kind {
+                    Pollux | Zeus => p == 0,
+                    AuraChronos => u > 0,
+                    Charon => true,
+                    _ => false,
+                };
+                assert_eq!(
+                    kind.reads_running_jobs_when(p, u),
+                    expected,
+                    "{kind:?} {p} {u}"
+                );
+            }
         }
     }
 
