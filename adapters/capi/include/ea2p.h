@@ -1504,8 +1504,9 @@ enum Ea2pStatus ea2p_evaluate(const struct Ea2pModelProfile *model,
  * NaN in a job), `EA2P_STATUS_TOO_MANY_MODELS_OR_TYPES`, `EA2P_STATUS_UNKNOWN_MODEL`.
  *
  * The round is deterministic: the same views give the same decisions, bit for bit, as the Rust
- * `ea2p_core::policy::schedule`. It allocates a copy of the views internally, freed before it
- * returns.
+ * `ea2p_core::policy::schedule`. The jobs are converted into buffers kept per thread and reused:
+ * once a thread has run a round at least this large (jobs and `out_cap`), a call allocates
+ * nothing.
  *
  * # Safety
  * `params` and `cluster` are null or point to initialised structs whose arrays hold the counts
