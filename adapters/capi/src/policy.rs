@@ -1096,6 +1096,27 @@ mod tests {
             ..cluster
         };
         assert_eq!(run(&liar, &[], 0), Ea2pStatus::InvalidArgument);
+        // The core's validation, reached through the C API: a NaN cap, a job holding more GPUs
+        // than exist, a NaN in a job.
+        let nan_cap = Ea2pClusterView {
+            power_cap_w: f64::NAN,
+            has_power_cap: true,
+            ..cluster
+        };
+        assert_eq!(run(&nan_cap, &[], 7), Ea2pStatus::InvalidArgument);
+        let hoarder = Ea2pJobView {
+            is_running: true,
+            running: Ea2pConfig {
+                gpu_type: 0,
+                gpus: 9,
+                batch: 256,
+                limit_w: 400.0,
+            },
+            ..job(3, 0, 1.0)
+        };
+        assert_eq!(run(&cluster, &[hoarder], 2), Ea2pStatus::InvalidArgument);
+        let nan_work = job(4, 0, f64::NAN);
+        assert_eq!(run(&cluster, &[nan_work], 0), Ea2pStatus::InvalidArgument);
         // A zero-capacity buffer is a full buffer: no decision, no error.
         assert_eq!(run(&cluster, &[job(1, 0, 1.0)], 0), Ea2pStatus::Ok);
     }
