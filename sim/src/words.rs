@@ -1,5 +1,5 @@
-//! The core's errors in words. The core (`no_std`) gives its error enums no `Display`; what a
-//! user reads is written here, once per variant, never a Debug name.
+//! The core's errors in words, never a Debug name. The job model's [`ConfigError`] is written
+//! here; the policy's errors carry their own `Display`.
 
 use ea2p_core::jobmodel::ConfigError;
 use ea2p_core::policy::PolicyError;
@@ -17,20 +17,9 @@ pub fn config_error(e: &ConfigError) -> &'static str {
     }
 }
 
-/// A round the policy code refuses, in words.
+/// A round the policy code refuses, in words (the core's `Display`).
 pub fn policy_error(e: &PolicyError) -> String {
-    match e {
-        PolicyError::ScratchTooSmall { needed } => {
-            format!("the scratch space is too small ({needed} entries needed)")
-        }
-        PolicyError::TooManyModelsOrTypes => {
-            "more models or GPU types than the policy tables hold, or a job names an unknown model"
-                .to_string()
-        }
-        PolicyError::UnknownModel { job } => {
-            format!("job {job} names a model that is not in the round's view")
-        }
-    }
+    e.to_string()
 }
 
 #[cfg(test)]
@@ -44,7 +33,9 @@ mod tests {
             config_error(&ConfigError::BadGpuCount).to_string(),
             config_error(&ConfigError::BadBatch).to_string(),
             policy_error(&PolicyError::ScratchTooSmall { needed: 3 }),
-            policy_error(&PolicyError::TooManyModelsOrTypes),
+            policy_error(&PolicyError::TooManyModels { models: 40 }),
+            policy_error(&PolicyError::TooManyGpuTypes { types: 5 }),
+            policy_error(&PolicyError::FreeListShort { types: 2, free: 1 }),
             policy_error(&PolicyError::UnknownModel { job: 7 }),
         ] {
             assert!(m.contains(' ') && !m.contains('{'), "{m}");

@@ -1497,13 +1497,16 @@ enum Ea2pStatus ea2p_evaluate(const struct Ea2pModelProfile *model,
  * Apply the decisions in order (a preemption comes before the start that uses its GPUs). When
  * `*out_len == out_cap` the buffer filled up: apply these and run another round.
  *
+ * The views are checked by the core's `ea2p_core::policy::check_round` before any policy runs.
  * Errors (nothing written): `EA2P_STATUS_NULL_POINTER`, `EA2P_STATUS_INVALID_ARGUMENT` (unknown
- * policy, a job running on or requesting a GPU type the cluster lacks, more free GPUs than
- * GPUs), `EA2P_STATUS_TOO_MANY_MODELS_OR_TYPES`, `EA2P_STATUS_UNKNOWN_MODEL`.
+ * policy, a job running on or requesting a GPU type the cluster lacks or holding more GPUs than
+ * exist, more free GPUs than GPUs, a NaN, infinite or negative parameter, power figure or cap, a
+ * NaN in a job), `EA2P_STATUS_TOO_MANY_MODELS_OR_TYPES`, `EA2P_STATUS_UNKNOWN_MODEL`.
  *
  * The round is deterministic: the same views give the same decisions, bit for bit, as the Rust
- * `ea2p_core::policy::schedule`. It allocates a copy of the views internally, freed before it
- * returns.
+ * `ea2p_core::policy::schedule`. The jobs are converted into buffers kept per thread and reused:
+ * once a thread has run a round at least this large (jobs and `out_cap`), a call allocates
+ * nothing.
  *
  * # Safety
  * `params` and `cluster` are null or point to initialised structs whose arrays hold the counts

@@ -4,6 +4,7 @@
 //! A scheduler fills an [`Ea2pClusterView`] and an array of [`Ea2pJobView`]s (pending and running
 //! jobs), calls [`ea2p_schedule`] with a policy, and applies the [`Ea2pDecision`]s in order.
 
+use core::cell::RefCell;
 use core::ffi::{c_char, CStr};
 
 use ea2p_core::jobmodel::{
@@ -16,6 +17,52 @@ use ea2p_core::policy::{
 };
 
 use crate::{guard, input, input_slice, need, output_slice, put, Ea2pStatus};
+
+/// The C GPU types as core ones, on the stack (at most [`MAX_GPU_TYPES`]; the caller checks).
+fn specs_of(specs: &[Ea2pGpuSpec]) -> [GpuSpec; MAX_GPU_TYPES] {
+    core::array::from_fn(|i| {
+        specs.get(i).map_or(
+            GpuSpec {
+                idle_w: 0.0,
+                allocated_idle_w: 0.0,
+                max_w: 0.0,
+                min_limit_w: 0.0,
+            },
+            GpuSpec::from,
+        )
+    })
+}
+
+/// The C models as core ones, on the stack (at most [`MAX_MODELS`]; the caller checks).
+fn models_of(models: &[Ea2pModelProfile]) -> [ModelProfile; MAX_MODELS] {
+    core::array::from_fn(|i| {
+        models.get(i).map_or(
+            ModelProfile {
+                stat: StatEff {
+                    ref_batch: 0,
+                    noise_scale: 0.0,
+                },
+                perf: [None; MAX_GPU_TYPES],
+                max_gpus: 0,
+            },
+            ModelProfile::from,
+        )
+    })
+}
+
+/// What [`ea2p_schedule`] converts the caller's jobs into and orders and decides in, kept per
+/// thread and reused: a round no larger (in jobs and decision capacity) than an earlier one on
+/// the same thread allocates nothing.
+#[derive(Default)]
+struct RoundBuffers {
+    jobs: Vec<JobView>,
+    scratch: Vec<u32>,
+    decisions: Vec<Decision>,
+}
+
+std::thread_local! {
+    static ROUND: RefCell<RoundBuffers> = RefCell::new(RoundBuffers::default());
+}
 
 /// Most GPU types a cluster view may list (`ea2p_core::jobmodel::MAX_GPU_TYPES`).
 pub const EA2P_MAX_GPU_TYPES: usize = 4;
@@ -420,10 +467,22 @@ impl From<ConfigError> for Ea2pStatus {
 impl From<PolicyError> for Ea2pStatus {
     fn from(e: PolicyError) -> Self {
         match e {
-            PolicyError::TooManyModelsOrTypes => Ea2pStatus::TooManyModelsOrTypes,
+            PolicyError::TooManyModels { .. }
+            | PolicyError::TooManyGpuTypes { .. }
+            | PolicyError::FreeListShort { .. }
+            | PolicyError::TotalListShort { .. } => Ea2pStatus::TooManyModelsOrTypes,
             PolicyError::UnknownModel { .. } => Ea2pStatus::UnknownModel,
             // The scratch is sized here, never by the caller.
             PolicyError::ScratchTooSmall { .. } => Ea2pStatus::Panicked,
+            PolicyError::MoreFreeThanTotal { .. }
+            | PolicyError::TooManyGpus
+            | PolicyError::BadGpuSpec { .. }
+            | PolicyError::BadPowerCap
+            | PolicyError::BadParam { .. }
+            | PolicyError::UnknownRequestedGpuType { .. }
+            | PolicyError::UnknownRunningGpuType { .. }
+            | PolicyError::MoreGpusThanExist { .. }
+            | PolicyError::NanInJob { .. } => Ea2pStatus::InvalidArgument,
         }
     }
 }
@@ -562,8 +621,8 @@ pub unsafe extern "C" fn ea2p_evaluate(
         if specs.len() > MAX_GPU_TYPES {
             return Err(Ea2pStatus::TooManyModelsOrTypes);
         }
-        let specs: Vec<GpuSpec> = specs.iter().map(GpuSpec::from).collect();
-        let p = evaluate(&model, &specs, &cfg)?;
+        let specs = specs_of(specs);
+        let p = evaluate(&model, &specs[..n_gpu_types], &cfg)?;
         let value = Ea2pPerf {
             throughput: p.throughput,
             efficiency: p.efficiency,
@@ -576,44 +635,21 @@ pub unsafe extern "C" fn ea2p_evaluate(
     })
 }
 
-/// Checks what the core's policies index by: running jobs on existing types with no more GPUs
-/// than exist, requested types that exist, free counts within totals.
-fn check_views(total: &[u32], free: &[u32], jobs: &[Ea2pJobView]) -> Result<(), Ea2pStatus> {
-    let n_types = total.len();
-    if free.iter().zip(total).any(|(f, t)| f > t)
-        || total
-            .iter()
-            .try_fold(0u32, |acc, &t| acc.checked_add(t))
-            .is_none()
-    {
-        return Err(Ea2pStatus::InvalidArgument);
-    }
-    for j in jobs {
-        if j.request.has_gpu_type && j.request.gpu_type as usize >= n_types {
-            return Err(Ea2pStatus::InvalidArgument);
-        }
-        if j.is_running {
-            let ty = j.running.gpu_type as usize;
-            if ty >= n_types || j.running.gpus > total[ty] {
-                return Err(Ea2pStatus::InvalidArgument);
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Runs one scheduling round of `policy` (an `Ea2pPolicy` value) over `n_jobs` pending and
 /// running jobs, writes up to `out_cap` decisions to `out` and their number to `out_len`.
 /// Apply the decisions in order (a preemption comes before the start that uses its GPUs). When
 /// `*out_len == out_cap` the buffer filled up: apply these and run another round.
 ///
+/// The views are checked by the core's `ea2p_core::policy::check_round` before any policy runs.
 /// Errors (nothing written): `EA2P_STATUS_NULL_POINTER`, `EA2P_STATUS_INVALID_ARGUMENT` (unknown
-/// policy, a job running on or requesting a GPU type the cluster lacks, more free GPUs than
-/// GPUs), `EA2P_STATUS_TOO_MANY_MODELS_OR_TYPES`, `EA2P_STATUS_UNKNOWN_MODEL`.
+/// policy, a job running on or requesting a GPU type the cluster lacks or holding more GPUs than
+/// exist, more free GPUs than GPUs, a NaN, infinite or negative parameter, power figure or cap, a
+/// NaN in a job), `EA2P_STATUS_TOO_MANY_MODELS_OR_TYPES`, `EA2P_STATUS_UNKNOWN_MODEL`.
 ///
 /// The round is deterministic: the same views give the same decisions, bit for bit, as the Rust
-/// `ea2p_core::policy::schedule`. It allocates a copy of the views internally, freed before it
-/// returns.
+/// `ea2p_core::policy::schedule`. The jobs are converted into buffers kept per thread and reused:
+/// once a thread has run a round at least this large (jobs and `out_cap`), a call allocates
+/// nothing.
 ///
 /// # Safety
 /// `params` and `cluster` are null or point to initialised structs whose arrays hold the counts
@@ -654,37 +690,45 @@ pub unsafe extern "C" fn ea2p_schedule(
         let jobs = unsafe { input_slice(jobs, n_jobs) }?;
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { output_slice(out, out_cap) }?;
-        check_views(total, free, jobs)?;
 
-        let specs: Vec<GpuSpec> = specs.iter().map(GpuSpec::from).collect();
-        let models: Vec<ModelProfile> = models.iter().map(ModelProfile::from).collect();
+        let (n_types, n_models) = (specs.len(), models.len());
+        let specs = specs_of(specs);
+        let models = models_of(models);
         let view = ClusterView {
             now: c.now_ns,
-            gpu_specs: &specs,
+            gpu_specs: &specs[..n_types],
             total,
             free,
             power_cap_w: c.has_power_cap.then_some(c.power_cap_w),
-            models: &models,
+            models: &models[..n_models],
             limit_effects: None,
         };
-        let job_views: Vec<JobView> = jobs.iter().map(JobView::from).collect();
-        let mut scratch = vec![0u32; job_views.len()];
-        let mut buf = vec![Decision::Preempt { job: 0 }; out.len()];
-        let mut decisions = Decisions::new(&mut buf);
-        schedule(
-            kind,
-            &params,
-            &view,
-            &job_views,
-            &mut scratch,
-            &mut decisions,
-        )?;
-        let made = decisions.as_slice();
-        for (slot, d) in out.iter_mut().zip(made) {
-            *slot = d.into();
-        }
+        let made = ROUND.with(|round| -> Result<usize, Ea2pStatus> {
+            let mut round = round.borrow_mut();
+            let b = &mut *round;
+            b.jobs.clear();
+            b.jobs.extend(jobs.iter().map(JobView::from));
+            b.scratch.clear();
+            b.scratch.resize(b.jobs.len(), 0);
+            b.decisions.clear();
+            b.decisions.resize(out.len(), Decision::Preempt { job: 0 });
+            let mut decisions = Decisions::new(&mut b.decisions);
+            schedule(
+                kind,
+                &params,
+                &view,
+                &b.jobs,
+                &mut b.scratch,
+                &mut decisions,
+            )?;
+            let made = decisions.as_slice();
+            for (slot, d) in out.iter_mut().zip(made) {
+                *slot = d.into();
+            }
+            Ok(made.len())
+        })?;
         // SAFETY: forwarded from this function's contract.
-        unsafe { put(out_len, made.len()) }
+        unsafe { put(out_len, made) }
     })
 }
 
@@ -1054,6 +1098,27 @@ mod tests {
             ..cluster
         };
         assert_eq!(run(&liar, &[], 0), Ea2pStatus::InvalidArgument);
+        // The core's validation, reached through the C API: a NaN cap, a job holding more GPUs
+        // than exist, a NaN in a job.
+        let nan_cap = Ea2pClusterView {
+            power_cap_w: f64::NAN,
+            has_power_cap: true,
+            ..cluster
+        };
+        assert_eq!(run(&nan_cap, &[], 7), Ea2pStatus::InvalidArgument);
+        let hoarder = Ea2pJobView {
+            is_running: true,
+            running: Ea2pConfig {
+                gpu_type: 0,
+                gpus: 9,
+                batch: 256,
+                limit_w: 400.0,
+            },
+            ..job(3, 0, 1.0)
+        };
+        assert_eq!(run(&cluster, &[hoarder], 2), Ea2pStatus::InvalidArgument);
+        let nan_work = job(4, 0, f64::NAN);
+        assert_eq!(run(&cluster, &[nan_work], 0), Ea2pStatus::InvalidArgument);
         // A zero-capacity buffer is a full buffer: no decision, no error.
         assert_eq!(run(&cluster, &[job(1, 0, 1.0)], 0), Ea2pStatus::Ok);
     }

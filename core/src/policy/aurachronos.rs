@@ -18,12 +18,28 @@ use super::{
     by_key, fair_share, free_of_total, in_order, partition, slack_s, split, ClusterView, Decision,
     Decisions, JobView, ModelTable, Objective, PolicyParams, Probe, MAX_GPU_TYPES,
 };
+use super::{Param, PolicyDescriptor, Reads, RunningReads};
 use crate::units::secs;
 
 const TAKEN: u32 = u32::MAX;
 
-/// One AuraChronos round.
-pub fn schedule(
+/// AuraChronos's entry in [`super::POLICIES`].
+pub const DESCRIPTOR: PolicyDescriptor = PolicyDescriptor::new(
+    "aurachronos",
+    "Urgent by slack, backfill by EDP, preempts best-effort work for urgent jobs.",
+    Reads {
+        running_jobs: RunningReads::WhenUrgentWaits,
+        deadlines: true,
+        work_at_risk: true,
+        ..Reads::BASIC
+    },
+    true,
+    &[Param::UrgentMargin, Param::LimitFractions],
+    schedule,
+);
+
+/// One AuraChronos round, on input [`super::check_round`] accepted.
+pub(crate) fn schedule(
     params: &PolicyParams,
     cluster: &ClusterView<'_>,
     jobs: &[JobView],
@@ -186,7 +202,7 @@ fn preempt_for(
                     .running
                     .is_some_and(|c| c.gpu_type as usize == ty)
             {
-                avail += jobs[v as usize].running.map_or(0, |c| c.gpus);
+                avail = avail.saturating_add(jobs[v as usize].running.map_or(0, |c| c.gpus));
                 count += 1;
             }
         }
@@ -210,7 +226,7 @@ fn preempt_for(
             }
             list[n] = Some(Decision::Preempt { job: *v });
             n += 1;
-            free[ty] += c.gpus;
+            free[ty] = free[ty].saturating_add(c.gpus);
             *v = TAKEN;
         }
         let mut only = [0u32; MAX_GPU_TYPES];

@@ -15,6 +15,7 @@ use super::{
     age_s, by_key, fair_share, in_order, sort_by_key, split, ClusterView, ConfigMemo, Decision,
     Decisions, JobView, ModelTable, Objective, PolicyParams, Probe, MAX_MODELS,
 };
+use super::{Param, PolicyDescriptor, Reads, RunningReads};
 use crate::jobmodel::LimitTable;
 
 /// Slots of the committed-power memo (a power of two).
@@ -24,7 +25,7 @@ const POWER_MEMO: usize = 256;
 const MARGIN_W: f64 = 1e-6;
 
 /// Power the cluster is committed to: free GPUs at idle, running jobs at their training power.
-pub fn committed_power_w(cluster: &ClusterView<'_>, jobs: &[JobView]) -> f64 {
+pub(crate) fn committed_power_w(cluster: &ClusterView<'_>, jobs: &[JobView]) -> f64 {
     let mut w = 0.0;
     for (ty, spec) in cluster.gpu_specs.iter().enumerate() {
         w += cluster.free.get(ty).copied().unwrap_or(0) as f64 * spec.idle_w;
@@ -49,8 +50,22 @@ pub fn committed_power_w(cluster: &ClusterView<'_>, jobs: &[JobView]) -> f64 {
     w
 }
 
-/// One Charon round.
-pub fn schedule(
+/// Charon's entry in [`super::POLICIES`].
+pub const DESCRIPTOR: PolicyDescriptor = PolicyDescriptor::new(
+    "charon",
+    "Places work only while the cluster's power stays under the cap.",
+    Reads {
+        running_jobs: RunningReads::Always,
+        power_cap: true,
+        ..Reads::BASIC
+    },
+    true,
+    &[Param::AgeFactor, Param::LimitFractions],
+    schedule,
+);
+
+/// One Charon round, on input [`super::check_round`] accepted.
+pub(crate) fn schedule(
     params: &PolicyParams,
     cluster: &ClusterView<'_>,
     jobs: &[JobView],
@@ -119,7 +134,7 @@ pub fn schedule(
             }
             let idle = cluster.gpu_specs[cur.gpu_type as usize].idle_w;
             committed -= (b.power_per_gpu_w - idle) * cur.gpus as f64;
-            free[cur.gpu_type as usize] += cur.gpus;
+            free[cur.gpu_type as usize] = free[cur.gpu_type as usize].saturating_add(cur.gpus);
         }
         // Freed GPUs stay idle this round: the cap just dropped.
         return;

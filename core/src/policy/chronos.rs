@@ -9,9 +9,23 @@ use super::{
     place, slack_s, split, ClusterView, Decisions, JobView, ModelTable, Objective, PolicyParams,
     Probe,
 };
+use super::{PolicyDescriptor, Reads};
 
-/// One Chronos round.
-pub fn schedule(
+/// Chronos's entry in [`super::POLICIES`].
+pub const DESCRIPTOR: PolicyDescriptor = PolicyDescriptor::new(
+    "chronos",
+    "Urgent jobs by slack, then best-effort jobs in arrival order.",
+    Reads {
+        deadlines: true,
+        ..Reads::BASIC
+    },
+    false,
+    &[],
+    schedule,
+);
+
+/// One Chronos round, on input [`super::check_round`] accepted.
+pub(crate) fn schedule(
     params: &PolicyParams,
     cluster: &ClusterView<'_>,
     jobs: &[JobView],

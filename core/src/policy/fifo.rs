@@ -7,9 +7,20 @@
 use super::{
     by_key, place, split, ClusterView, Decisions, JobView, Objective, PolicyParams, Probe,
 };
+use super::{PolicyDescriptor, Reads};
 
-/// One FIFO round.
-pub fn schedule(
+/// FIFO's entry in [`super::POLICIES`].
+pub const DESCRIPTOR: PolicyDescriptor = PolicyDescriptor::new(
+    "fifo",
+    "First come, first served, strictly in arrival order.",
+    Reads::BASIC,
+    false,
+    &[],
+    schedule,
+);
+
+/// One FIFO round, on input [`super::check_round`] accepted.
+pub(crate) fn schedule(
     params: &PolicyParams,
     cluster: &ClusterView<'_>,
     jobs: &[JobView],

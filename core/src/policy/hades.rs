@@ -13,6 +13,7 @@ use super::{
     by_key, fair_share, place, split, ClusterView, Decisions, JobView, ModelTable, Objective,
     PolicyParams, Probe,
 };
+use super::{Param, PolicyDescriptor, Reads};
 use crate::units::kwh;
 
 /// Hades' priority score of a job (lower runs first).
@@ -20,8 +21,21 @@ pub fn score(min_edp_js: f64, user_energy_j: f64) -> f64 {
     min_edp_js * (1.0 + kwh(user_energy_j))
 }
 
-/// One Hades round.
-pub fn schedule(
+/// Hades's entry in [`super::POLICIES`].
+pub const DESCRIPTOR: PolicyDescriptor = PolicyDescriptor::new(
+    "hades",
+    "EDP scaled by the user's past energy; minimum-EDP configurations.",
+    Reads {
+        user_energy_j: true,
+        ..Reads::BASIC
+    },
+    false,
+    &[Param::LimitFractions],
+    schedule,
+);
+
+/// One Hades round, on input [`super::check_round`] accepted.
+pub(crate) fn schedule(
     params: &PolicyParams,
     cluster: &ClusterView<'_>,
     jobs: &[JobView],

@@ -12,6 +12,12 @@
 //!
 //! Decisions are applied by the caller in order: a policy that preempts to make room writes the
 //! `Preempt`s before the `Start` that uses the freed GPUs.
+//!
+//! Each policy's module holds its [`PolicyDescriptor`] (name, what it reads, its parameters, its
+//! round); [`POLICIES`] lists the eight and [`PolicyKind`] reads it. Every round's input is
+//! checked once by [`check_round`] before a policy runs, so bad input is a [`PolicyError`], never
+//! a panic; a policy's round is reachable only through [`PolicyDescriptor::schedule`] or
+//! [`schedule`], which run that check.
 
 use crate::jobmodel::{
     evaluate, evaluate_limited, limit_for_fraction, Config, GpuSpec, LimitEffect, LimitTable,
@@ -21,13 +27,18 @@ use crate::units::{secs, Nanos};
 
 pub mod aurachronos;
 pub mod charon;
+mod check;
 pub mod chronos;
+mod descriptor;
 pub mod fifo;
 pub mod hades;
 pub mod pollux;
 pub mod themis;
 pub mod validate;
 pub mod zeus;
+
+pub use check::{check_cluster, check_jobs, check_params, check_round, Param, PolicyError};
+pub use descriptor::{PolicyDescriptor, Reads, RunningReads, ScheduleFn, POLICIES};
 
 /// Most models a cluster view may list: per-model tables stay fixed-size arrays.
 pub const MAX_MODELS: usize = 32;
@@ -66,18 +77,14 @@ impl PolicyKind {
         PolicyKind::Charon,
     ];
 
+    /// The policy's descriptor in [`POLICIES`]: its name, what it reads, its parameters.
+    pub const fn descriptor(self) -> &'static PolicyDescriptor {
+        POLICIES[self as usize]
+    }
+
     /// Lower-case name used on command lines and in result files.
     pub const fn name(self) -> &'static str {
-        match self {
-            PolicyKind::Fifo => "fifo",
-            PolicyKind::Pollux => "pollux",
-            PolicyKind::Themis => "themis",
-            PolicyKind::Chronos => "chronos",
-            PolicyKind::Zeus => "zeus",
-            PolicyKind::Hades => "hades",
-            PolicyKind::AuraChronos => "aurachronos",
-            PolicyKind::Charon => "charon",
-        }
+        self.descriptor().name
     }
 
     /// Whether a round can decide anything while every GPU is allocated. FIFO, Pollux, Themis,
@@ -86,7 +93,7 @@ impl PolicyKind {
     /// AuraChronos preempts for urgent jobs and Charon sheds load when the cap drops: they must
     /// see every round.
     pub const fn acts_on_full_cluster(self) -> bool {
-        matches!(self, PolicyKind::AuraChronos | PolicyKind::Charon)
+        self.descriptor().acts_on_full_cluster
     }
 
     /// Whether the policy reads the views of running jobs. FIFO, Themis, Chronos and Hades only
@@ -95,10 +102,7 @@ impl PolicyKind {
     /// O(jobs in the system). Pollux and Zeus grow running jobs, AuraChronos preempts them and
     /// Charon re-limits them.
     pub const fn reads_running_jobs(self) -> bool {
-        !matches!(
-            self,
-            PolicyKind::Fifo | PolicyKind::Themis | PolicyKind::Chronos | PolicyKind::Hades
-        )
+        !matches!(self.descriptor().reads.running_jobs, RunningReads::Never)
     }
 
     /// Whether the policy reads the views of running jobs in a round where `pending` jobs wait,
@@ -106,19 +110,18 @@ impl PolicyKind {
     /// waits; AuraChronos preempts running jobs only for a waiting urgent job; Charon re-limits
     /// them in every round. Leaving the running views out otherwise gives the same decisions.
     pub const fn reads_running_jobs_when(self, pending: usize, urgent_pending: usize) -> bool {
-        match self {
-            PolicyKind::Pollux | PolicyKind::Zeus => pending == 0,
-            PolicyKind::AuraChronos => urgent_pending > 0,
-            _ => self.reads_running_jobs(),
-        }
+        self.descriptor()
+            .reads
+            .running_jobs
+            .when(pending, urgent_pending)
     }
 
     /// Parses a name (case-insensitive); `None` for an unknown one.
     pub fn from_name(s: &str) -> Option<Self> {
-        Self::ALL
+        POLICIES
             .iter()
-            .copied()
-            .find(|p| p.name().eq_ignore_ascii_case(s))
+            .position(|d| d.name.eq_ignore_ascii_case(s))
+            .map(|i| Self::ALL[i])
     }
 }
 
@@ -291,24 +294,8 @@ impl<'a> Decisions<'a> {
     }
 }
 
-/// Why a policy could not run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PolicyError {
-    /// The scratch slice is shorter than the job slice.
-    ScratchTooSmall {
-        /// Length needed.
-        needed: usize,
-    },
-    /// More models or GPU types than the fixed tables hold, or a job names an unknown model.
-    TooManyModelsOrTypes,
-    /// A job names a model index not in the view.
-    UnknownModel {
-        /// Job id.
-        job: u64,
-    },
-}
-
-/// Runs one scheduling round of `kind`.
+/// Runs one scheduling round of `kind`: the round's input is checked first ([`check_round`]),
+/// so bad input is an error, never a panic.
 pub fn schedule(
     kind: PolicyKind,
     params: &PolicyParams,
@@ -317,37 +304,8 @@ pub fn schedule(
     scratch: &mut [u32],
     out: &mut Decisions<'_>,
 ) -> Result<(), PolicyError> {
-    check(cluster, jobs, scratch)?;
-    match kind {
-        PolicyKind::Fifo => fifo::schedule(params, cluster, jobs, scratch, out),
-        PolicyKind::Pollux => pollux::schedule(params, cluster, jobs, scratch, out),
-        PolicyKind::Themis => themis::schedule(params, cluster, jobs, scratch, out),
-        PolicyKind::Chronos => chronos::schedule(params, cluster, jobs, scratch, out),
-        PolicyKind::Zeus => zeus::schedule(params, cluster, jobs, scratch, out),
-        PolicyKind::Hades => hades::schedule(params, cluster, jobs, scratch, out),
-        PolicyKind::AuraChronos => aurachronos::schedule(params, cluster, jobs, scratch, out),
-        PolicyKind::Charon => charon::schedule(params, cluster, jobs, scratch, out),
-    }
-    Ok(())
-}
-
-fn check(cluster: &ClusterView<'_>, jobs: &[JobView], scratch: &[u32]) -> Result<(), PolicyError> {
-    if scratch.len() < jobs.len() {
-        return Err(PolicyError::ScratchTooSmall { needed: jobs.len() });
-    }
-    if cluster.models.len() > MAX_MODELS
-        || cluster.gpu_specs.len() > MAX_GPU_TYPES
-        || cluster.free.len() < cluster.gpu_specs.len()
-    {
-        return Err(PolicyError::TooManyModelsOrTypes);
-    }
-    if let Some(j) = jobs
-        .iter()
-        .find(|j| j.model as usize >= cluster.models.len())
-    {
-        return Err(PolicyError::UnknownModel { job: j.id });
-    }
-    Ok(())
+    kind.descriptor()
+        .schedule(params, cluster, jobs, scratch, out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -666,7 +624,11 @@ impl Probe<'_, '_> {
                                     effect,
                                 );
                             }
-                            k = k.saturating_mul(2);
+                            // Past 2^31 the next power of two does not exist.
+                            match k.checked_mul(2) {
+                                Some(next) => k = next,
+                                None => break,
+                            }
                         }
                     }
                 }
@@ -908,7 +870,7 @@ pub(crate) fn grow_running(
         memo.get_or_insert(job.model, &cur, || {
             // Only this type, up to twice the GPUs: the job's current GPUs count as free for it.
             let mut avail = [0u32; MAX_GPU_TYPES];
-            avail[cur.gpu_type as usize] = cur.gpus * 2;
+            avail[cur.gpu_type as usize] = cur.gpus.saturating_mul(2);
             let model = &cluster.models[job.model as usize];
             let probe = Probe {
                 model,
@@ -919,7 +881,7 @@ pub(crate) fn grow_running(
                 request: job.request,
             };
             probe
-                .search(&avail, cur.gpus * 2, objective, limits, None)
+                .search(&avail, cur.gpus.saturating_mul(2), objective, limits, None)
                 .filter(|(cfg, _)| cfg.gpus > cur.gpus)
                 .and_then(|(to, new)| {
                     let specs = cluster.gpu_specs;
@@ -1109,6 +1071,54 @@ mod tests {
             }
             let all = free_of_total(&view);
             prop_assert!(probe.search(&all, u32::MAX, Objective::MaxGoodput, true, Some(least)).is_some());
+        }
+    }
+
+    #[test]
+    fn the_registry_gives_each_kind_its_name_and_what_it_reads() {
+        let names = [
+            "fifo",
+            "pollux",
+            "themis",
+            "chronos",
+            "zeus",
+            "hades",
+            "aurachronos",
+            "charon",
+        ];
+        for (i, kind) in PolicyKind::ALL.iter().enumerate() {
+            assert_eq!(kind.name(), names[i]);
+            assert_eq!(kind.descriptor().name, POLICIES[i].name);
+            assert_eq!(PolicyKind::from_name(names[i]), Some(*kind));
+            assert_eq!(
+                PolicyKind::from_name(&names[i].to_ascii_uppercase()),
+                Some(*kind)
+            );
+        }
+        assert_eq!(PolicyKind::from_name("lifo"), None);
+        // What the simulator relies on to skip rounds and views.
+        use PolicyKind::*;
+        let full: [bool; 8] = core::array::from_fn(|i| PolicyKind::ALL[i].acts_on_full_cluster());
+        assert_eq!(full, [false, false, false, false, false, false, true, true]);
+        let running: [bool; 8] = core::array::from_fn(|i| PolicyKind::ALL[i].reads_running_jobs());
+        assert_eq!(
+            running,
+            [false, true, false, false, true, false, true, true]
+        );
+        for (p, u) in [(0, 0), (0, 1), (3, 0), (3, 2)] {
+            for kind in PolicyKind::ALL {
+                let expected = match kind {
+                    Pollux | Zeus => p == 0,
+                    AuraChronos => u > 0,
+                    Charon => true,
+                    _ => false,
+                };
+                assert_eq!(
+                    kind.reads_running_jobs_when(p, u),
+                    expected,
+                    "{kind:?} {p} {u}"
+                );
+            }
         }
     }
 

@@ -12,9 +12,23 @@ use super::{
     age_s, by_key, fair_share, grow_running, place, split, ClusterView, Decisions, JobView,
     ModelTable, Objective, PolicyParams, Probe,
 };
+use super::{Param, PolicyDescriptor, Reads, RunningReads};
 
-/// One Pollux round.
-pub fn schedule(
+/// Pollux's entry in [`super::POLICIES`].
+pub const DESCRIPTOR: PolicyDescriptor = PolicyDescriptor::new(
+    "pollux",
+    "Shortest job first with ageing; malleable jobs take the configuration of best goodput.",
+    Reads {
+        running_jobs: RunningReads::WhenQueueEmpty,
+        ..Reads::BASIC
+    },
+    false,
+    &[Param::AgeFactor, Param::ReconfigCost],
+    schedule,
+);
+
+/// One Pollux round, on input [`super::check_round`] accepted.
+pub(crate) fn schedule(
     params: &PolicyParams,
     cluster: &ClusterView<'_>,
     jobs: &[JobView],

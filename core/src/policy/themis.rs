@@ -4,9 +4,23 @@
 //! do not fit are skipped (backfilling). Configuration: what the job asked for.
 
 use super::{place, split, ClusterView, Decisions, JobView, Objective, PolicyParams, Probe};
+use super::{PolicyDescriptor, Reads};
 
-/// One Themis round.
-pub fn schedule(
+/// Themis's entry in [`super::POLICIES`].
+pub const DESCRIPTOR: PolicyDescriptor = PolicyDescriptor::new(
+    "themis",
+    "Users who consumed fewer GPU-seconds first.",
+    Reads {
+        user_gpu_s: true,
+        ..Reads::BASIC
+    },
+    false,
+    &[],
+    schedule,
+);
+
+/// One Themis round, on input [`super::check_round`] accepted.
+pub(crate) fn schedule(
     params: &PolicyParams,
     cluster: &ClusterView<'_>,
     jobs: &[JobView],

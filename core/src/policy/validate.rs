@@ -8,12 +8,18 @@
 
 use core::fmt;
 
-use super::{ClusterView, Decision, JobView};
+use super::{check_cluster, check_jobs, ClusterView, Decision, JobView, PolicyError};
 use crate::jobmodel::{evaluate, Config, ConfigError, MAX_GPU_TYPES};
 
 /// Why one decision cannot be applied. `job` is the job's id ([`JobView::id`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum DecisionError {
+    /// The round's views themselves are invalid (see [`super::check_round`]), or the scratch is
+    /// short: no decision was checked, and the position given is 0.
+    BadViews {
+        /// What is wrong with them.
+        reason: PolicyError,
+    },
     /// The decision's index is not one of the round's jobs.
     NoSuchJob {
         /// The index given.
@@ -74,6 +80,9 @@ pub enum DecisionError {
 impl fmt::Display for DecisionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
+            DecisionError::BadViews { reason } => {
+                write!(f, "the round's views are invalid: {reason}")
+            }
             DecisionError::NoSuchJob { index, jobs } => {
                 write!(f, "job index {index} is not one of the round's {jobs} jobs")
             }
@@ -124,16 +133,25 @@ impl fmt::Display for DecisionError {
     }
 }
 
+impl core::error::Error for DecisionError {}
+
 /// Checks `decisions` (indices into `jobs`) in order; the first bad one comes back with its
 /// position. `scratch` (at least `jobs.len()` long, any contents) records, per job, the last
-/// decision that touched it, so a round costs O(jobs + decisions).
+/// decision that touched it, so a round costs O(jobs + decisions). The views are checked first
+/// ([`check_cluster`], [`check_jobs`]): invalid ones give [`DecisionError::BadViews`].
 pub fn validate(
     cluster: &ClusterView<'_>,
     jobs: &[JobView],
     decisions: &[Decision],
     scratch: &mut [u32],
 ) -> Result<(), (usize, DecisionError)> {
-    let scratch = &mut scratch[..jobs.len()];
+    let bad = |reason| (0, DecisionError::BadViews { reason });
+    check_cluster(cluster).map_err(bad)?;
+    check_jobs(cluster, jobs).map_err(bad)?;
+    let needed = jobs.len();
+    let scratch = scratch
+        .get_mut(..needed)
+        .ok_or(bad(PolicyError::ScratchTooSmall { needed }))?;
     scratch.fill(u32::MAX);
     let mut free = [0u32; MAX_GPU_TYPES];
     for (slot, &n) in free.iter_mut().zip(cluster.free) {
@@ -181,13 +199,15 @@ pub fn validate(
                     0
                 };
                 take(&mut free, id, &cfg, own).map_err(|e| (k, e))?;
-                free[cur.gpu_type as usize] += cur.gpus - own;
+                let ty = cur.gpu_type as usize;
+                free[ty] = free[ty].saturating_add(cur.gpus - own);
             }
             Decision::Preempt { .. } => {
                 let Some(cur) = current else {
                     return Err((k, DecisionError::NotRunning { job: id }));
                 };
-                free[cur.gpu_type as usize] += cur.gpus;
+                let ty = cur.gpu_type as usize;
+                free[ty] = free[ty].saturating_add(cur.gpus);
             }
         }
         scratch[idx] = k as u32;
@@ -213,7 +233,7 @@ fn take(
         });
     }
     free[ty] -= wanted;
-    free[ty] += own.saturating_sub(cfg.gpus);
+    free[ty] = free[ty].saturating_add(own.saturating_sub(cfg.gpus));
     Ok(())
 }
 

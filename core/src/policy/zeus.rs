@@ -6,9 +6,23 @@
 //! `E x T = k P T^2` with `T = W / goodput`, i.e. the lowest `k P / goodput^2`.
 
 use super::{pollux::adaptive, ClusterView, Decisions, JobView, Objective, PolicyParams};
+use super::{Param, PolicyDescriptor, Reads, RunningReads};
 
-/// One Zeus round.
-pub fn schedule(
+/// Zeus's entry in [`super::POLICIES`].
+pub const DESCRIPTOR: PolicyDescriptor = PolicyDescriptor::new(
+    "zeus",
+    "Pollux's order; configurations that minimise EDP.",
+    Reads {
+        running_jobs: RunningReads::WhenQueueEmpty,
+        ..Reads::BASIC
+    },
+    false,
+    &[Param::AgeFactor, Param::LimitFractions, Param::ReconfigCost],
+    schedule,
+);
+
+/// One Zeus round, on input [`super::check_round`] accepted.
+pub(crate) fn schedule(
     params: &PolicyParams,
     cluster: &ClusterView<'_>,
     jobs: &[JobView],
